@@ -1,0 +1,26 @@
+"""zoo: a Keras 3 model zoo of autoencoders on TensorFlow.
+
+Example:
+    >>> import zoo
+    >>> zoo.list_models()
+    ['basic', 'denoising', 'sparse', 'stacked', 'vae']
+    >>> run = zoo.load_recipe("recipes/vae.toml").fit(epochs=5)
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from zoo.config import Recipe, RecipeError, list_recipes, load_recipe  # noqa: E402
+from zoo.registry import build, list_models, register  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["Recipe", "RecipeError", "build", "list_models", "list_recipes", "load_recipe", "register", "fit"]
+
+
+def fit(recipe, **kwargs):
+    """Loads `recipe` (a path or a shipped recipe's name) if needed and trains it; see `Recipe.fit`."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    return recipe.fit(**kwargs)

@@ -1,0 +1,96 @@
+"""The `zoo` command: thin argument parsing over the library.
+
+Errors a user can cause (a bad recipe, a missing dataset, an unknown name) print one line to
+stderr and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+COMMANDS = {}
+
+
+def command(name: str, help: str):
+    """Registers a subcommand: the decorated function receives the subparser to fill and returns the runner."""
+
+    def decorate(fn):
+        COMMANDS[name] = (help, fn)
+        return fn
+
+    return decorate
+
+
+@command("list", "list the model families and the shipped recipes")
+def _list(parser):
+    def run(args):
+        import zoo
+
+        print("models:  " + ", ".join(zoo.list_models()))
+        print("recipes: " + ", ".join(zoo.list_recipes()))
+
+    return run
+
+
+@command("fit", "train a recipe; prints the run directory as its last line")
+def _fit(parser):
+    parser.add_argument("recipe", help="a recipe file or the name of a shipped recipe")
+    parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--steps-per-epoch", type=int, help="override train.steps_per_epoch (short runs)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one recipe value (repeatable), e.g. --set model.noise.rate=0.3")
+    parser.add_argument("--strategy", help="auto, one_device, mirrored, multi_worker or tpu")
+    parser.add_argument("--out", help="run directory (default runs/<recipe name>)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="train a finished run further")
+    group.add_argument("--overwrite", action="store_true", help="replace a finished run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(args):
+        import zoo
+
+        overrides = list(args.set)
+        for flag, key in ((args.epochs, "epochs"), (args.steps_per_epoch, "steps_per_epoch"),
+                          (args.strategy, "strategy")):
+            if flag is not None:
+                overrides.append(f"train.{key}={flag!r}" if isinstance(flag, str) else f"train.{key}={flag}")
+        recipe = zoo.load_recipe(args.recipe, overrides=overrides)
+        result = recipe.fit(out=args.out, resume=args.resume, overwrite=args.overwrite,
+                            verbose=0 if args.quiet else "auto")
+        shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
+        print("  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+        print(result.dir)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo of autoencoders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    runners = {}
+    for name, (help_text, fn) in COMMANDS.items():
+        runners[name] = fn(sub.add_parser(name, help=help_text, description=help_text))
+    parser.set_defaults(_runners=runners)
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args._runners[args.command](args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

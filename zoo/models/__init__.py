@@ -1,0 +1,17 @@
+"""The model families; importing this package registers them."""
+
+from zoo.models.base import Autoencoder
+from zoo.models.basic import BasicAutoencoder
+from zoo.models.denoising import DenoisingAutoencoder
+from zoo.models.sparse import SparseAutoencoder
+from zoo.models.stacked import StackedAutoencoder
+from zoo.models.vae import VariationalAutoencoder
+
+__all__ = [
+    "Autoencoder",
+    "BasicAutoencoder",
+    "DenoisingAutoencoder",
+    "SparseAutoencoder",
+    "StackedAutoencoder",
+    "VariationalAutoencoder",
+]

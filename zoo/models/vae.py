@@ -1,0 +1,249 @@
+"""The variational autoencoder of Kingma & Welling, on TensorFlow Probability distributions."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from keras import ops
+
+from zoo.checks import check_choice, check_range
+from zoo.models.base import Autoencoder, replica_mean
+from zoo.registry import register
+
+tfd = tfp.distributions
+
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+PRIORS = ("normal", "mixture")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+@register("vae")
+class VariationalAutoencoder(Autoencoder):
+    """q_φ(z|x) = N(μ_φ(x), diag σ_φ(x)²), p(z), p_θ(x|z), trained on the negative ELBO.
+
+    −ELBO(x) = −E_{q_φ(z|x)}[log p_θ(x|z)] + β·KL(q_φ(z|x) ‖ p(z)),
+
+    with z = μ + σ ⊙ ε, ε ~ N(0, I) (the reparameterization trick). The KL term is analytic
+    (`tfd.kl_divergence`) for the standard normal prior and a Monte Carlo estimate
+    log q(z|x) − log p(z) for the learned mixture prior, which has no closed form. β is fixed,
+    or annealed linearly from 0 to β over `kl_warmup_steps` optimizer steps. With
+    `iw_samples` k > 1 the objective is the importance-weighted bound
+    −log (1/k)·Σ_i p(x, z_i)/q(z_i|x) (Burda et al.), which tightens towards −log p(x).
+
+    Metrics: `elbo` (with β = 1), `reconstruction` = −E_q[log p(x|z)], `kl`.
+
+    Args:
+        input_shape: shape of one example.
+        code_size: latent size d of z.
+        hidden: encoder layer sizes; the decoder mirrors them.
+        backbone: "dense" or "conv".
+        activation: activation of the hidden layers.
+        likelihood: p(x|z): "bernoulli" (logits), "gaussian" (mean sigmoid(·), fixed or learned
+            σ) or "continuous_bernoulli".
+        sigma: σ of the Gaussian likelihood (initial value when learned).
+        learn_sigma: learn one σ shared by all pixels.
+        beta: β ≥ 0.
+        kl_warmup_steps: steps of the linear β warm-up; 0 turns it off.
+        prior: "normal" (N(0, I)) or "mixture" (a learned mixture of Gaussians).
+        prior_components: number of mixture components.
+        iw_samples: k, samples of the importance-weighted bound (1: the ELBO).
+        seed: seed of ε.
+
+    Example:
+        >>> vae = zoo.build("vae", input_shape=(28, 28, 1), code_size=32)
+        >>> vae.log_likelihood(x, num_samples=1000)  # log p(x) per example, in nats
+    """
+
+    def __init__(self, input_shape=(28, 28, 1), code_size: int = 32, hidden=(512, 256), backbone: str = "dense",
+                 activation: str = "relu", likelihood: str = "bernoulli", sigma: float = 0.1,
+                 learn_sigma: bool = False, beta: float = 1.0, kl_warmup_steps: int = 0, prior: str = "normal",
+                 prior_components: int = 10, iw_samples: int = 1, seed: int | None = None, **kwargs):
+        for key in ("code_activation", "loss"):
+            kwargs.pop(key, None)
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        check_choice("prior", prior, PRIORS)
+        check_range("sigma", sigma, 0.0, low_open=True)
+        check_range("beta", beta, 0.0)
+        check_range("kl_warmup_steps", kl_warmup_steps, 0)
+        check_range("prior_components", prior_components, 1)
+        check_range("iw_samples", iw_samples, 1)
+        self.likelihood = likelihood
+        super().__init__(input_shape=input_shape, code_size=code_size, hidden=hidden, backbone=backbone,
+                         activation=activation, code_activation="linear", loss="bce", **kwargs)
+        self.sigma, self.learn_sigma = float(sigma), bool(learn_sigma)
+        self.beta, self.kl_warmup_steps = float(beta), int(kl_warmup_steps)
+        self.prior_name, self.prior_components = prior, int(prior_components)
+        self.iw_samples, self.seed = int(iw_samples), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.log_sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(sigma)),
+                                         trainable=self.learn_sigma, name="log_sigma")
+        if prior == "mixture":
+            self.prior_logits = self.add_weight(shape=(prior_components,), initializer="zeros", name="prior_logits")
+            self.prior_loc = self.add_weight(shape=(prior_components, code_size),
+                                             initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed),
+                                             name="prior_loc")
+            self.prior_raw_scale = self.add_weight(shape=(prior_components, code_size),
+                                                   initializer=keras.initializers.Constant(0.5413),  # softplus⁻¹(1)
+                                                   name="prior_raw_scale")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def encoder_units(self) -> int:
+        return 2 * self.code_size
+
+    # Distributions.
+    def prior(self) -> tfd.Distribution:
+        """p(z): N(0, I), or the learned mixture Σ_c π_c N(m_c, diag s_c²)."""
+        if self.prior_name == "mixture":
+            components = tfd.MultivariateNormalDiag(loc=self.prior_loc, scale_diag=ops.softplus(self.prior_raw_scale))
+            return tfd.MixtureSameFamily(tfd.Categorical(logits=self.prior_logits), components)
+        return tfd.MultivariateNormalDiag(loc=tf.zeros(self.code_size), scale_diag=tf.ones(self.code_size))
+
+    def _posterior_params(self, x, training=False):
+        h = ops.cast(self.encoder(x, training=training), "float32")
+        loc, raw_scale = h[:, : self.code_size], h[:, self.code_size:]
+        return loc, ops.softplus(raw_scale) + 1e-5
+
+    def posterior(self, x) -> tfd.Distribution:
+        """q_φ(z|x) as a `tfd.MultivariateNormalDiag`."""
+        loc, scale = self._posterior_params(x)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+
+    def likelihood_from_logits(self, logits) -> tfd.Distribution:
+        """p_θ(x|z) given the decoder's outputs, independent over the pixels of one example."""
+        logits = ops.cast(logits, "float32")
+        if self.likelihood == "bernoulli":
+            base = tfd.Bernoulli(logits=logits, dtype=tf.float32)
+        elif self.likelihood == "continuous_bernoulli":
+            base = tfd.ContinuousBernoulli(logits=logits)
+        else:
+            base = tfd.Normal(loc=ops.sigmoid(logits), scale=ops.exp(self.log_sigma))
+        return tfd.Independent(base, reinterpreted_batch_ndims=len(self.input_shape_))
+
+    def _mean(self, logits):
+        return self.likelihood_from_logits(logits).mean()
+
+    # The model.
+    def encode(self, x):
+        """The posterior mean μ_φ(x), the deterministic code used at inference."""
+        return self._posterior_params(x)[0]
+
+    def decode(self, z):
+        """The mean of p_θ(x|z)."""
+        return self._mean(self.decoder(z))
+
+    def _epsilon(self, shape):
+        return keras.random.normal(shape, seed=self.seed_generator)
+
+    def _log_weights(self, x, loc, scale, eps, logits):
+        """log p(x|z), log p(z), log q(z|x) for samples z = μ + σ ⊙ ε of shape (k, B, d)."""
+        k = ops.shape(eps)[0]
+        z = loc + scale * eps
+        x_k = ops.broadcast_to(ops.cast(x, "float32"), (k,) + tuple(ops.shape(x)))
+        log_px_z = self.likelihood_from_logits(ops.reshape(logits, ops.shape(x_k))).log_prob(x_k)
+        log_pz = self.prior().log_prob(z)
+        log_qz = tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale).log_prob(z)
+        return log_px_z, log_pz, log_qz
+
+    def forward(self, x, training=False) -> dict:
+        loc, scale = self._posterior_params(x, training=training)
+        k = self.iw_samples if training else 1
+        eps = self._epsilon((k, ops.shape(loc)[0], self.code_size))
+        z = ops.reshape(loc + scale * eps, (-1, self.code_size))
+        logits = ops.cast(self.decoder(z, training=training), "float32")
+        mean_logits = logits if training else ops.cast(self.decoder(loc), "float32")
+        return {"loc": loc, "scale": scale, "eps": eps, "logits": logits,
+                "reconstruction": self._mean(mean_logits[: ops.shape(loc)[0]])}
+
+    def current_beta(self):
+        """β, or its linear warm-up β·min(1, step / kl_warmup_steps)."""
+        if not self.kl_warmup_steps or self.optimizer is None:
+            return self.beta
+        step = ops.cast(self.optimizer.iterations, "float32")
+        return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
+
+    def _terms(self, x, outputs):
+        """Per-example −E_q[log p(x|z)], KL(q‖p) and log-weights (k, B)."""
+        loc, scale, eps = outputs["loc"], outputs["scale"], outputs["eps"]
+        log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, outputs["logits"])
+        reconstruction = -ops.mean(log_px_z, axis=0)
+        if self.prior_name == "normal":
+            q = tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+            kl = tfd.kl_divergence(q, self.prior())
+        else:
+            kl = ops.mean(log_qz - log_pz, axis=0)
+        return reconstruction, kl, log_px_z + log_pz - log_qz
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        outputs = y_pred if isinstance(y_pred, dict) else self.forward(x, training=False)
+        target = x if y is None else y
+        reconstruction, kl, log_w = self._terms(target, outputs)
+        if self.iw_samples > 1 and isinstance(y_pred, dict):
+            k = ops.cast(ops.shape(log_w)[0], "float32")
+            per_example = -(ops.logsumexp(log_w, axis=0) - ops.log(k))
+        else:
+            per_example = reconstruction + self.current_beta() * kl
+        self.elbo_tracker.update_state(-(reconstruction + kl))
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        loss = replica_mean(per_example)
+        if self.losses:
+            loss += ops.sum(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
+        return loss
+
+    # Likelihood and sampling.
+    def elbo(self, x):
+        """Per-example ELBO (β = 1, one posterior sample, analytic KL for the normal prior)."""
+        loc, scale = self._posterior_params(x)
+        eps = self._epsilon((1, ops.shape(loc)[0], self.code_size))
+        logits = self.decoder(ops.reshape(loc + scale * eps, (-1, self.code_size)))
+        reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits})
+        return -(reconstruction + kl)
+
+    @tf.function(reduce_retracing=True)
+    def _log_weight_chunk(self, x, num):
+        loc, scale = self._posterior_params(x)
+        eps = self._epsilon((num, ops.shape(loc)[0], self.code_size))
+        logits = self.decoder(ops.reshape(loc + scale * eps, (-1, self.code_size)))
+        log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, logits)
+        return log_px_z + log_pz - log_qz
+
+    def log_likelihood(self, x, num_samples: int = 1000, batch_size: int = 100, chunk: int = 100):
+        """Importance-sampled log p(x) per example, in nats.
+
+        log p(x) ≈ log (1/k)·Σ_{i=1}^{k} p(x, z_i)/q(z_i|x), z_i ~ q(z|x), computed with
+        logsumexp. Examples go in batches of `batch_size` and samples in chunks of `chunk`, so
+        memory stays at batch_size·chunk decoder outputs whatever k is.
+
+        Returns:
+            A float64 numpy array of shape (N,).
+        """
+        check_range("num_samples", num_samples, 1)
+        x = np.asarray(x, dtype="float32")
+        out = []
+        for start in range(0, len(x), batch_size):
+            xb = tf.constant(x[start: start + batch_size])
+            chunks = [self._log_weight_chunk(xb, tf.constant(min(chunk, num_samples - done)))
+                      for done in range(0, num_samples, chunk)]
+            log_w = tf.concat(chunks, axis=0).numpy().astype("float64")
+            peak = log_w.max(axis=0)
+            out.append(peak + np.log(np.exp(log_w - peak).mean(axis=0)))
+        return np.concatenate(out)
+
+    def sample(self, n: int, seed: int = 0):
+        """n draws of the mean of p(x|z), z ~ p(z), deterministic given the seed."""
+        z = self.prior().sample(n, seed=tf.constant([seed, 0], dtype=tf.int32))
+        return self.decode(z)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("code_activation", "loss", "weight_decay"):
+            config.pop(key)
+        return {**config, "likelihood": self.likelihood, "sigma": self.sigma, "learn_sigma": self.learn_sigma,
+                "beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps, "prior": self.prior_name,
+                "prior_components": self.prior_components, "iw_samples": self.iw_samples, "seed": self.seed}

@@ -1,0 +1,295 @@
+"""One trainer for every family: a strategy by name, build and compile in its scope, fit.
+
+A run lives in one directory (by default `runs/<recipe name>`):
+
+    model.keras        the trained model (reloads with safe_mode=True)
+    best.keras         the best model by validation loss (or training loss)
+    recipe.toml        the resolved recipe
+    history.csv        one row per epoch
+    metrics.json       final metrics and steady-state `train_samples_per_second`
+    reconstructions.png test images above their reconstructions
+    logs/              TensorBoard
+    checkpoints/       resumable state; a killed run resumes when the same command is rerun
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import data as zdata
+from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint
+from zoo.config import Recipe
+from zoo.io import atomic_path, write_json, write_text
+
+STRATEGIES = {}
+
+
+def _strategy(name):
+    def decorate(fn):
+        STRATEGIES[name] = fn
+        return fn
+
+    return decorate
+
+
+@_strategy("auto")
+def _auto():
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+@_strategy("one_device")
+def _one_device():
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+@_strategy("mirrored")
+def _mirrored():
+    gpus = tf.config.list_logical_devices("GPU")
+    # Without GPUs, mirror over the logical CPU devices (one unless configured otherwise).
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+@_strategy("multi_worker")
+def _multi_worker():
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("strategy 'multi_worker' needs TF_CONFIG set on every worker "
+                         '(e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}})')
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@_strategy("tpu")
+def _tpu():
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.NotFoundError) as e:
+        raise ValueError(f"strategy 'tpu': no TPU found ({str(e).splitlines()[0]})") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy called `name`: auto, one_device, mirrored, multi_worker or tpu."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy '{name}'. Known: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]()
+
+
+@dataclasses.dataclass
+class Run:
+    """The outcome of `fit`: the trained model, its history and its directory."""
+
+    model: keras.Model
+    history: dict
+    dir: Path
+    recipe: Recipe
+    metrics: dict
+
+
+def make_optimizer(train, steps_total: int) -> keras.optimizers.Optimizer:
+    """The optimizer and learning-rate schedule a `TrainConfig` asks for."""
+    lr = train.learning_rate
+    if train.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps_total))
+    elif train.lr_schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=max(1, steps_total), decay_rate=0.1)
+    kwargs = {"learning_rate": lr}
+    if train.clipnorm:
+        kwargs["clipnorm"] = train.clipnorm
+    if train.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=train.weight_decay, **kwargs)
+    return {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+            "rmsprop": keras.optimizers.RMSprop}[train.optimizer](**kwargs)
+
+
+def build_model(recipe: Recipe, strategy, steps_total: int) -> keras.Model:
+    """Builds, calls once and compiles the model (with its optimizer built) inside `strategy.scope()`."""
+    with strategy.scope():
+        model = recipe.model.build(recipe.input_shape)
+        model(np.zeros((1, *recipe.input_shape), "float32"))
+        model.compile(optimizer=make_optimizer(recipe.train, steps_total), jit_compile=recipe.train.jit_compile,
+                      steps_per_execution=recipe.train.steps_per_execution)
+        model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def load_data(recipe: Recipe):
+    """Training, validation and test arrays of the recipe, checked against the model's input."""
+    d = recipe.data
+    arrays = zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source)
+    if tuple(arrays.input_shape) != tuple(recipe.input_shape):
+        raise ValueError(f"Data shape {arrays.input_shape} does not match the model input {recipe.input_shape}")
+    zdata.check_finite(arrays.x_train, "x_train")
+    zdata.check_finite(arrays.x_test, "x_test")
+    x_train, x_test = arrays.x_train, arrays.x_test
+    if d.binarize == "static":
+        x_train = zdata.binarize_static(x_train, recipe.train.seed)
+        x_test = zdata.binarize_static(x_test, recipe.train.seed + 1)
+    elif d.binarize == "dynamic":
+        # The test set is binarized once, with a fixed seed, so evaluations are comparable.
+        x_test = zdata.binarize_static(x_test, recipe.train.seed + 1)
+    n_val = d.validation_size
+    x_val = x_train[len(x_train) - n_val:] if n_val else None
+    x_fit = x_train[: len(x_train) - n_val] if n_val else x_train
+    if x_val is not None and d.binarize == "dynamic":
+        x_val = zdata.binarize_static(x_val, recipe.train.seed + 2)
+    return x_fit, x_val, x_test, arrays
+
+
+def run_state(run_dir: Path) -> str:
+    """"empty", "partial" (checkpoints but unfinished) or "finished"."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        try:
+            if json.loads(metrics.read_text()).get("finished"):
+                return "finished"
+        except json.JSONDecodeError:
+            pass
+    if (run_dir / "checkpoints").is_dir() or (run_dir / "recipe.toml").is_file():
+        return "partial"
+    return "empty"
+
+
+def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
+    """The run directory, refusing to clobber a finished run unless asked to."""
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: choose one")
+    run_dir = Path(out) if out else Path("runs") / recipe.name
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"Run directory {run_dir} is a file; choose another --out")
+    state = run_state(run_dir) if run_dir.is_dir() else "empty"
+    if state == "finished" and not (resume or overwrite):
+        raise ValueError(f"{run_dir} already holds a finished run: pass --resume to train it further, "
+                         f"--overwrite to replace it, or --out for another directory")
+    if run_dir.is_dir() and state != "empty":
+        previous = (run_dir / "recipe.toml").read_text() if (run_dir / "recipe.toml").is_file() else None
+        if overwrite:
+            shutil.rmtree(run_dir)
+        elif previous is not None and _without_length(previous) != _without_length(recipe.to_toml()):
+            raise ValueError(f"{run_dir} holds a run of a different recipe: pass --overwrite to replace it, "
+                             f"or --out for another directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _without_length(toml_text: str) -> str:
+    # A resumed run may ask for more epochs or another strategy; everything else must match.
+    ignore = ("epochs =", "steps_per_epoch =", "strategy =")
+    return "\n".join(line for line in toml_text.splitlines() if not line.startswith(ignore))
+
+
+def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoint, timer: EpochTimer,
+                   monitor: str, verbose) -> list:
+    """The callbacks of a run; shared by `fit` and the custom distributed loop."""
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        timer,
+        checkpoint,
+        BestModelCheckpoint(run_dir / "best.keras", monitor=monitor),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
+    ]
+    if recipe.train.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=recipe.train.early_stopping_patience))
+    return callbacks
+
+
+def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = False, verbose="auto") -> Run:
+    """Trains `recipe` and writes its run directory.
+
+    Rerunning the same command after a crash resumes from the last finished epoch; a finished
+    run is refused unless `resume` (train further, to `epochs`) or `overwrite` (start again).
+
+    Returns:
+        A `Run` with the model, the history (all epochs, resumed ones included) and the directory.
+    """
+    train = recipe.train
+    x_fit, x_val, x_test, arrays = load_data(recipe)
+    run_dir = prepare_run_dir(recipe, out, resume, overwrite)
+    keras.utils.set_random_seed(train.seed)
+    if train.mixed_precision != "float32":
+        keras.mixed_precision.set_global_policy(train.mixed_precision)
+    try:
+        strategy = make_strategy(train.strategy)
+        steps = train.steps_per_epoch or int(np.ceil(len(x_fit) / train.batch_size))
+        model = build_model(recipe, strategy, steps * train.epochs)
+        write_text(run_dir / "recipe.toml", recipe.to_toml())
+        checkpoint = ResumableCheckpoint(run_dir / "checkpoints", run_dir / "history.csv")
+        initial_epoch = checkpoint.restore(model)
+        timer = EpochTimer()
+        monitor = "val_loss" if x_val is not None else "loss"
+        callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor, verbose)
+        ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=recipe.data.binarize,
+                                repeat=bool(train.steps_per_epoch))
+        val = zdata.make_dataset(x_val, batch_size=max(train.batch_size, 500), shuffle=False) if x_val is not None else None
+        start = time.perf_counter()
+        if initial_epoch < train.epochs:
+            model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=train.steps_per_epoch or None, validation_data=val,
+                      callbacks=callbacks, verbose=verbose)
+        wall = time.perf_counter() - start
+        rows = checkpoint.rows
+        return finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test)
+    finally:
+        if train.mixed_precision != "float32":
+            keras.mixed_precision.set_global_policy("float32")
+
+
+def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTimer, steps: int, wall: float,
+               x_test) -> Run:
+    """Writes model.keras, the reconstructions figure and (last) metrics.json, which marks the run finished."""
+    with atomic_path(run_dir / "model.keras") as tmp:
+        model.save(tmp)
+    save_reconstructions(model, x_test[:10], run_dir / "reconstructions.png")
+    steady = timer.steady_state_seconds()
+    samples = steps * recipe.train.batch_size
+    final = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
+    test_loss = float(model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False), verbose=0,
+                                     return_dict=True)["loss"])
+    metrics = {
+        **final,
+        "test_loss": test_loss,
+        "epochs": len(rows),
+        "train_samples_per_second": round(samples * len(steady) / sum(steady), 1) if steady else None,
+        "train_seconds_this_session": round(wall, 2),
+        "timed_epochs": len(steady),
+        "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "finished": True,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    history = {k: [r.get(k) for r in rows] for k in (rows[-1] if rows else {}) if k != "epoch"}
+    return Run(model=model, history=history, dir=run_dir, recipe=recipe, metrics=metrics)
+
+
+def save_reconstructions(model, x, path) -> None:
+    """A PNG grid: test images on the top row, their reconstructions below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recon = np.asarray(model.predict(x, verbose=0))
+    n = len(x)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.1, 2.4))
+    for i in range(n):
+        for row, images in enumerate((x, recon)):
+            img = np.clip(images[i], 0, 1)
+            axes[row, i].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            axes[row, i].axis("off")
+    axes[0, 0].set_title("input", fontsize=8, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
