@@ -230,7 +230,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         timer = EpochTimer()
         monitor = "val_loss" if x_val is not None else "loss"
         callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor, verbose)
-        ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=recipe.data.binarize,
+        ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize="dynamic" if recipe.data.binarize == "dynamic" else "none",
                                 repeat=bool(train.steps_per_epoch))
         val = zdata.make_dataset(x_val, batch_size=max(train.batch_size, 500), shuffle=False) if x_val is not None else None
         start = time.perf_counter()
