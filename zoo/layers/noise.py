@@ -57,7 +57,10 @@ class _Noise(keras.layers.Layer):
     def spec(self) -> dict:
         """The `{"kind": ..., **params}` dictionary that `make_noise` rebuilds this layer from."""
         config = self.get_config()
-        return {"kind": self.kind, **{k: config[k] for k in self._params}}
+        spec = {"kind": self.kind, **{k: config[k] for k in self._params}}
+        if self.seed is not None:  # keep a seeded noise seeded through get_config / from_config
+            spec["seed"] = self.seed
+        return spec
 
 
 @keras.saving.register_keras_serializable(package="zoo")
