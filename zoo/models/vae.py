@@ -162,7 +162,7 @@ class VariationalAutoencoder(Autoencoder):
 
     def current_beta(self):
         """β, or its linear warm-up β·min(1, step / kl_warmup_steps)."""
-        if not self.kl_warmup_steps or self.optimizer is None:
+        if not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:  # uncompiled: full β
             return self.beta
         step = ops.cast(self.optimizer.iterations, "float32")
         return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
