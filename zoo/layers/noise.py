@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo.checks import check_range
+from zoo.checks import check_choice, check_range
 
 NOISES: dict[str, type] = {}
 
@@ -27,10 +27,11 @@ def _register(name: str):
 
 def make_noise(spec: dict) -> keras.layers.Layer:
     """Builds a noise layer from `{"kind": name, **params}`."""
+    if not isinstance(spec, dict):
+        raise ValueError(f'noise must be a table such as {{kind = "masking", rate = 0.3}}. Received: noise={spec!r}')
     spec = dict(spec)
     kind = spec.pop("kind", None)
-    if kind not in NOISES:
-        raise ValueError(f"Unknown noise kind {kind!r}. Known: {', '.join(sorted(NOISES))}")
+    check_choice("kind", kind, sorted(NOISES))
     return NOISES[kind](**spec)
 
 
