@@ -1,0 +1,196 @@
+"""The trainer on real Fashion-MNIST, tiny: the run directory, refusal, resume, bad data."""
+
+import csv
+import dataclasses
+import gzip
+import json
+import struct
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo import trainer
+
+EPOCHS = 2
+STEPS = 3
+
+
+def tiny_recipe(**train):
+    """The shipped stacked recipe made tiny, as `--set` would."""
+    recipe = zoo.load_recipe("stacked")
+    recipe = recipe.replace("model", hidden=[16], code_size=4)
+    recipe = recipe.replace("data", validation_size=64)
+    return recipe.replace("train", **{"epochs": EPOCHS, "steps_per_epoch": STEPS, "batch_size": 32, **train})
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    return tiny_recipe().fit(out=out, verbose=0)
+
+
+def test_run_directory_files(finished):
+    run = finished
+    names = {p.name for p in run.dir.iterdir()}
+    assert {"model.keras", "best.keras", "recipe.toml", "history.csv", "metrics.json", "reconstructions.png",
+            "logs", "checkpoints"} <= names
+
+    x = trainer.load_data(run.recipe)[2][:16]
+    loaded = keras.saving.load_model(run.dir / "model.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(run.model(x)))
+    keras.saving.load_model(run.dir / "best.keras", safe_mode=True)
+
+    rows = read_history(run.dir)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
+    assert {"loss", "val_loss"} <= set(rows[0])
+    assert [float(r["loss"]) for r in rows] == pytest.approx(run.history["loss"])
+
+    metrics = json.loads((run.dir / "metrics.json").read_text())
+    assert metrics["finished"] is True
+    assert metrics["epochs"] == EPOCHS
+    assert metrics["train_samples_per_second"] > 0  # epoch 2 only: the first epoch is excluded
+    assert np.isfinite(metrics["test_loss"]) and metrics["loss"] == pytest.approx(float(rows[-1]["loss"]))
+    assert metrics == run.metrics
+
+    assert (run.dir / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = zoo.load_recipe(run.dir / "recipe.toml")
+    assert dataclasses.replace(again, path=run.recipe.path) == run.recipe
+    assert any(p.is_file() for p in (run.dir / "logs").rglob("*"))
+
+
+def test_run_object(finished):
+    assert isinstance(finished.model, zoo.registry.get("stacked"))
+    assert len(finished.history["loss"]) == EPOCHS
+    assert finished.model.optimizer.iterations.numpy() == EPOCHS * STEPS
+
+
+def test_a_finished_run_is_refused(finished):
+    with pytest.raises(ValueError, match="already holds a finished run") as info:
+        tiny_recipe().fit(out=finished.dir, verbose=0)
+    message = str(info.value)
+    assert "\n" not in message and "--resume" in message and "--overwrite" in message
+    assert json.loads((finished.dir / "metrics.json").read_text())["finished"]  # nothing was lost
+
+
+def test_resume_and_overwrite_exclude_each_other(tmp_path):
+    with pytest.raises(ValueError, match="exclude each other"):
+        tiny_recipe().fit(out=tmp_path / "run", resume=True, overwrite=True, verbose=0)
+
+
+def test_overwrite_and_resume_a_finished_run(tmp_path):
+    out = tmp_path / "run"
+    first = tiny_recipe(epochs=1).fit(out=out, verbose=0)
+    (out / "marker").write_text("from the first run")
+    # --resume trains the finished run further, to the new epoch count.
+    resumed = tiny_recipe(epochs=2).fit(out=out, resume=True, verbose=0)
+    assert [int(r["epoch"]) for r in read_history(out)] == [1, 2]
+    assert float(read_history(out)[0]["loss"]) == pytest.approx(first.history["loss"][0])
+    assert resumed.model.optimizer.iterations.numpy() == 2 * STEPS
+    # A resumed run must be the same recipe (apart from its length).
+    with pytest.raises(ValueError, match="different recipe"):
+        tiny_recipe(epochs=3, learning_rate=0.5).fit(out=out, resume=True, verbose=0)
+    # --overwrite starts again from nothing.
+    tiny_recipe(epochs=1).fit(out=out, overwrite=True, verbose=0)
+    assert not (out / "marker").exists()
+    assert [int(r["epoch"]) for r in read_history(out)] == [1]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    recipe = tiny_recipe(epochs=3)
+    seen = {}
+
+    class Interrupt(keras.callbacks.Callback):
+        """Stops the run after the checkpoint of epoch 1 is written, like a kill would."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen["weights"] = [np.array(w) for w in self.model.get_weights()]
+            seen["loss"] = logs["loss"]
+            raise Interrupted
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["restored"] = [np.array(w) for w in self.model.get_weights()]
+            seen["iterations"] = int(self.model.optimizer.iterations.numpy())
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.setdefault("epochs", []).append(epoch)
+
+    make_callbacks = trainer.make_callbacks
+    extra = [Interrupt()]
+    monkeypatch.setattr(trainer, "make_callbacks", lambda *a, **k: make_callbacks(*a, **k) + extra)
+    with pytest.raises(Interrupted):
+        recipe.fit(out=out, verbose=0)
+    assert [int(r["epoch"]) for r in read_history(out)] == [1]
+    assert not (out / "metrics.json").exists()
+
+    extra[:] = [Watch()]
+    run = recipe.fit(out=out, verbose=0)  # the same command again: no flag needed for an unfinished run
+    assert seen["epochs"] == [1, 2]  # Keras counts from 0: epochs 2 and 3
+    assert seen["iterations"] == STEPS  # the optimizer state came back too
+    for restored, saved in zip(seen["restored"], seen["weights"]):
+        np.testing.assert_array_equal(restored, saved)
+    rows = read_history(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[0]["loss"]) == pytest.approx(seen["loss"])
+    assert run.metrics["epochs"] == 3 and run.metrics["finished"] is True
+    assert len(run.history["loss"]) == 3
+
+
+def test_default_run_directory_is_runs_slash_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tiny_recipe(epochs=1, steps_per_epoch=1).fit(verbose=0)
+    assert run.dir.resolve() == (tmp_path / "runs" / "stacked").resolve()
+
+
+def write_idx_dir(directory, images):
+    """Fashion-MNIST's four IDX files, with float images (type 0x0D) so they can hold NaN."""
+    directory.mkdir()
+    n = len(images)
+    for split in ("train", "t10k"):
+        raw = bytes([0, 0, 0x0D, 3]) + struct.pack(">3I", *images.shape) + images.astype(">f4").tobytes()
+        (directory / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw))
+        labels = bytes([0, 0, 0x08, 1]) + struct.pack(">I", n) + bytes(n)
+        (directory / f"{split}-labels-idx1-ubyte").write_bytes(labels)
+    return directory
+
+
+def test_nan_in_the_data_is_an_error(tmp_path):
+    images = np.random.default_rng(0).random((8, 28, 28)).astype("float32")
+    images[3, 5, 5] = np.nan
+    data_dir = write_idx_dir(tmp_path / "idx", images)
+    recipe = tiny_recipe().replace("data", data_dir=str(data_dir), source="idx", validation_size=0)
+    with pytest.raises(ValueError, match="non-finite") as info:
+        recipe.fit(out=tmp_path / "run", verbose=0)
+    assert "\n" not in str(info.value) and "x_train" in str(info.value)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_data_shape_must_match_the_model(tmp_path):
+    data_dir = write_idx_dir(tmp_path / "idx", np.random.default_rng(0).random((8, 20, 20)).astype("float32"))
+    recipe = tiny_recipe().replace("data", data_dir=str(data_dir), source="idx", validation_size=0)
+    with pytest.raises(ValueError, match=r"does not match the model input \(28, 28, 1\)"):
+        recipe.fit(out=tmp_path / "run", verbose=0)
+
+
+def test_unknown_strategy_lists_the_known_ones():
+    with pytest.raises(ValueError, match="Unknown strategy 'nope'. Known: auto, one_device, mirrored"):
+        trainer.make_strategy("nope")
+
+
+def test_binarized_test_set_is_fixed():
+    recipe = tiny_recipe().replace("data", binarize="dynamic")
+    first, second = trainer.load_data(recipe)[2], trainer.load_data(recipe)[2]
+    assert set(np.unique(first[:100])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(first[:100], second[:100])
