@@ -16,7 +16,7 @@ from zoo.registry import build, list_models, register  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Recipe", "RecipeError", "build", "list_models", "list_recipes", "load_recipe", "register", "fit"]
+__all__ = ["Recipe", "RecipeError", "build", "list_models", "list_recipes", "load_recipe", "register", "fit", "export"]
 
 
 def fit(recipe, **kwargs):
@@ -24,3 +24,13 @@ def fit(recipe, **kwargs):
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     return recipe.fit(**kwargs)
+
+def export(run_or_model, **kwargs):
+    """Exports a run, a .keras file or a zoo model for TF Serving, LiteRT and ONNX; see `zoo.export.export`.
+
+    The exporter is imported on first use, so `import zoo` does not load the converters.
+    """
+    from zoo.export import export as _export
+
+    return _export(run_or_model, **kwargs)
+

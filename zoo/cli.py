@@ -66,6 +66,39 @@ def _fit(parser):
     return run
 
 
+@command("export", "export a run (or a .keras file) for TF Serving, LiteRT and ONNX; prints a report table")
+def _export(parser):
+    parser.add_argument("path", help="a run directory of `zoo fit` or a .keras file of a zoo model")
+    parser.add_argument("--base", default="saved_models", help="export base directory (default saved_models)")
+    parser.add_argument("--format", default="saved_model", help="saved_model (default), tflite, onnx or all")
+    parser.add_argument("--quantize", help="TFLite: none, float16, dynamic_int8, int8 or all "
+                                           "(default: all with --format all, else none)")
+    parser.add_argument("--name", help="model name under the base directory (default: the recipe's name)")
+    parser.add_argument("--calibration-data", metavar="FILE.npy", help="examples to calibrate int8 with "
+                                                                       "(default: the run's training data)")
+    parser.add_argument("--test-data", metavar="FILE.npy", help="examples for the report (default: the run's test set)")
+    parser.add_argument("--latency-runs", type=int, default=100, help="runs of the single-example latency median")
+
+    def run(args):
+        import numpy as np
+
+        import zoo
+        from zoo.export import describe
+
+        arrays = {}
+        for key, file in (("representative_data", args.calibration_data), ("test_data", args.test_data)):
+            if file is not None:
+                try:
+                    arrays[key] = np.load(file, allow_pickle=False)
+                except (OSError, ValueError) as e:
+                    raise ValueError(f"{file}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+        paths = zoo.export(args.path, base=args.base, format=args.format, quantize=args.quantize, name=args.name,
+                           latency_runs=args.latency_runs, **arrays)
+        print(describe(paths))
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo of autoencoders.")
     sub = parser.add_subparsers(dest="command", required=True)

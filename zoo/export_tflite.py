@@ -1,0 +1,218 @@
+"""TFLite / LiteRT conversion of a zoo model, and the report that compares each file with Keras.
+
+Each file holds the three inference signatures (serving_default, encode, decode) with float32
+inputs and outputs, converted with TensorFlow Lite built-in ops only (no Select TF ops):
+
+    float32       <name>_float32.tflite       no quantization
+    float16       <name>_float16.tflite       float16 weights, float32 compute
+    dynamic_int8  <name>_dynamic_int8.tflite  int8 weights, activations quantized on the fly
+    int8          <name>_int8.tflite          full integer: int8 weights and activations, with
+                                              ranges calibrated on training examples; QUANTIZE /
+                                              DEQUANTIZE at the float32 inputs and outputs
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+FILE_SUFFIX = {"none": "float32", "float16": "float16", "dynamic_int8": "dynamic_int8", "int8": "int8"}
+EVAL_BATCH = 500
+
+
+def tflite_path(directory: Path, name: str, flavour: str) -> Path:
+    return Path(directory) / f"{name}_{FILE_SUFFIX[flavour]}.tflite"
+
+
+def convert(saved_model_dir, flavour: str, signatures, calibration: dict | None = None) -> tuple[bytes, list]:
+    """Converts the `signatures` of a SavedModel to a TFLite flatbuffer.
+
+    Args:
+        saved_model_dir: a SavedModel written by `zoo.export.write_signatures`.
+        flavour: "none", "float16", "dynamic_int8" or "int8".
+        signatures: the signature keys to convert.
+        calibration: for "int8": signature key -> list of input dicts (one per example batch).
+
+    Returns:
+        The flatbuffer bytes and the op sets it was converted with.
+    """
+    import tensorflow as tf
+
+    def converter(op_sets):
+        c = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signatures))
+        c.target_spec.supported_ops = op_sets
+        if flavour != "none":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+        if flavour == "float16":
+            c.target_spec.supported_types = [tf.float16]
+        if flavour == "int8":
+            c.representative_dataset = lambda: ((key, inputs) for key, batches in calibration.items()
+                                                for inputs in batches)
+        return c
+
+    builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with _quiet():
+        if flavour != "int8":
+            return converter(builtins).convert(), ["TFLITE_BUILTINS"]
+        try:
+            return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert(), ["TFLITE_BUILTINS_INT8"]
+        except Exception:  # an op without an int8 kernel: let it run in float, still built-in ops only
+            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+            return converter(ops).convert(), ["TFLITE_BUILTINS_INT8", "TFLITE_BUILTINS"]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences the converter's own prints (C++ logging to fds 1 and 2, deprecation warnings);
+    its errors still arrive as Python exceptions."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1), os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def op_names(flatbuffer: bytes) -> list[str]:
+    """The distinct operator names in a TFLite flatbuffer (custom ops, e.g. Flex ops, by their custom name)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    out = set()
+    for code in model.operatorCodes:
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            custom = code.customCode
+            out.add(custom.decode() if isinstance(custom, bytes) else str(custom))
+        else:
+            out.add(names.get(builtin, str(builtin)))
+    return sorted(out)
+
+
+def calibration_inputs(model, x: np.ndarray, signatures, batch: int = 1) -> dict:
+    """Representative inputs per signature: the examples, and their float codes for decode."""
+    from zoo.export import serving_functions
+
+    encode = serving_functions(model, ["encode"])["encode"]
+    out = {}
+    for key in signatures:
+        batches = []
+        for start in range(0, len(x), batch):
+            xb = x[start: start + batch]
+            if key == "decode":
+                codes = encode(xb)
+                batches.append({"code": codes["mean" if "mean" in codes else "code"].numpy()})
+            else:
+                batches.append({"x": xb})
+        out[key] = batches
+    return out
+
+
+def keras_reconstruction(model, x: np.ndarray) -> np.ndarray:
+    """The float Keras model's deterministic reconstruction of `x` (the reference of the report)."""
+    return np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype="float32")
+
+
+def measure(runner, x: np.ndarray, reference: np.ndarray, latency_runs: int) -> dict:
+    """Error of `runner`'s reconstruction against the clean `x` and the Keras `reference`, and latency."""
+    recon = np.concatenate([runner(x=x[s: s + EVAL_BATCH])["reconstruction"] for s in range(0, len(x), EVAL_BATCH)])
+    keras_mse = float(np.mean((reference - x) ** 2))
+    mse = float(np.mean((recon - x) ** 2))
+    one = x[:1]
+    for _ in range(3):
+        runner(x=one)
+    times = []
+    for _ in range(latency_runs):
+        start = time.perf_counter()
+        runner(x=one)
+        times.append(time.perf_counter() - start)
+    return {
+        "mse": mse,
+        "keras_mse": keras_mse,
+        "mse_ratio": mse / keras_mse if keras_mse > 0 else None,
+        "mse_vs_keras": float(np.mean((recon - reference) ** 2)),
+        "max_abs_diff": float(np.max(np.abs(recon - reference))),
+        "latency_ms_median": float(np.median(times) * 1e3),
+        "latency_runs": latency_runs,
+    }
+
+
+def write_report(directory: Path, rows: list[dict]) -> Path:
+    """Merges `rows` into `directory/report.json` (one entry per file, files that are gone dropped)."""
+    from zoo.io import write_json
+
+    path = Path(directory) / "report.json"
+    entries = {}
+    if path.is_file():
+        try:
+            entries = {e["file"]: e for e in json.loads(path.read_text()).get("files", [])
+                       if (Path(directory) / e["file"]).is_file()}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            entries = {}
+    for row in rows:
+        entries[row["file"]] = row
+    write_json(path, {"files": sorted(entries.values(), key=lambda e: e["file"])})
+    return path
+
+
+def export_tflite(source, directory: Path, flavours, *, calibration, evaluation, latency_runs=100, say=print,
+                  saved_model_dir=None) -> list[Path]:
+    """Writes one .tflite file per flavour into `directory` and their report; returns the paths.
+
+    Converts from `saved_model_dir` (the version just exported) when given, else from a
+    temporary SavedModel of the inference signatures.
+    """
+    from zoo.export import INFERENCE_SIGNATURES, tempdir, write_signatures
+    from zoo.export_runners import TFLiteRunner
+    from zoo.io import atomic_path
+
+    model = source.model
+    x_eval, eval_name = evaluation
+    reference = keras_reconstruction(model, x_eval)
+    calib = None
+    if "int8" in flavours:
+        calib = calibration_inputs(model, calibration, INFERENCE_SIGNATURES)
+    directory = Path(directory)
+    written, rows = [], []
+    with tempdir() as tmp:
+        saved = saved_model_dir
+        if saved is None:
+            saved = Path(tmp) / "saved_model"
+            write_signatures(model, saved, INFERENCE_SIGNATURES)
+        for flavour in flavours:
+            flatbuffer, op_sets = convert(saved, flavour, INFERENCE_SIGNATURES, calib)
+            ops = op_names(flatbuffer)
+            flex = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+            if flex:
+                raise ValueError(f"{flavour}: the converted graph needs Select TF ops {flex}")
+            path = tflite_path(directory, source.name, flavour)
+            directory.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as part:
+                Path(part).write_bytes(flatbuffer)
+            row = {"file": path.name, "format": "tflite", "quantization": FILE_SUFFIX[flavour],
+                   "size_bytes": len(flatbuffer), "op_sets": op_sets, "ops": ops,
+                   "signatures": list(INFERENCE_SIGNATURES), "source": source.origin,
+                   "eval_data": eval_name, "eval_examples": int(len(x_eval)),
+                   "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   **measure(TFLiteRunner(path), x_eval, reference, latency_runs)}
+            rows.append(row)
+            written.append(path)
+            say(f"tflite       {path}")
+    written.append(write_report(directory, rows))
+    return written
