@@ -25,6 +25,7 @@ def fit(recipe, **kwargs):
         recipe = load_recipe(recipe)
     return recipe.fit(**kwargs)
 
+
 def export(run_or_model, **kwargs):
     """Exports a run, a .keras file or a zoo model for TF Serving, LiteRT and ONNX; see `zoo.export.export`.
 
