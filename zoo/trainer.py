@@ -53,12 +53,19 @@ def _one_device():
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 
+_MIRRORED = {}
+
+
 @_strategy("mirrored")
 def _mirrored():
     gpus = tf.config.list_logical_devices("GPU")
     # Without GPUs, mirror over the logical CPU devices (one unless configured otherwise).
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    devices = tuple(d.name for d in gpus) or tuple(d.name for d in tf.config.list_logical_devices("CPU"))
+    # One strategy per device set and process: a second MirroredStrategy over the same devices
+    # numbers its collective ops like the first, and its all-reduces then fail with a shape mismatch.
+    if devices not in _MIRRORED:
+        _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+    return _MIRRORED[devices]
 
 
 @_strategy("multi_worker")
