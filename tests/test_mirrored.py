@@ -14,6 +14,7 @@ from conftest import accepts, tiny_images, tiny_params
 from keras import ops
 
 import zoo
+from zoo import trainer
 
 GLOBAL_BATCH = 8
 
@@ -40,9 +41,9 @@ pytestmark = pytest.mark.skipif(len(_cpus()) < 2, reason="needs two logical CPU 
 
 @pytest.fixture(scope="module")
 def mirrored():
-    # One strategy for the module: TensorFlow's collective ops number their instances per
-    # process, and a second MirroredStrategy over the same CPUs can collide with the first.
-    strategy = tf.distribute.MirroredStrategy([d.name for d in _cpus()[:2]])
+    # The trainer's strategy, which is one per process: TensorFlow's collective ops number their
+    # instances per process, and a second MirroredStrategy over the same CPUs collides with the first.
+    strategy = trainer.make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
     return strategy
 

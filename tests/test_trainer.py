@@ -189,6 +189,17 @@ def test_unknown_strategy_lists_the_known_ones():
         trainer.make_strategy("nope")
 
 
+def test_fit_under_the_mirrored_strategy(tmp_path):
+    strategy = trainer.make_strategy("mirrored")
+    assert trainer.make_strategy("mirrored") is strategy  # one per process: a second one's all-reduces collide
+    run = tiny_recipe(epochs=1, strategy="mirrored").fit(out=tmp_path / "run", verbose=0)
+    assert run.model.distribute_strategy is strategy
+    assert np.isfinite(run.metrics["loss"]) and run.metrics["finished"]
+    # A second model of another size under the same strategy trains too.
+    run = tiny_recipe(epochs=1, strategy="mirrored").replace("model", code_size=6).fit(out=tmp_path / "b", verbose=0)
+    assert np.isfinite(run.metrics["loss"])
+
+
 def test_binarized_test_set_is_fixed():
     recipe = tiny_recipe().replace("data", binarize="dynamic")
     first, second = trainer.load_data(recipe)[2], trainer.load_data(recipe)[2]
