@@ -132,10 +132,10 @@ def test_saved_model_signatures_match_keras_in_a_tf1_session(exported):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("exported", ["vae"], indirect=True)  # sample and log_likelihood are VAE signatures
 def test_vae_sample_and_log_likelihood_signatures(exported):
     model = exported["model"]
-    if not is_vae(model):
-        pytest.skip("sample and log_likelihood are VAE signatures")
+    assert is_vae(model)
     x = (exported["x"][:6] > 0.5).astype("float32")
     expected_samples = np.asarray(model.sample(5, seed=3))
     mean, stddev = posterior(model, x)
@@ -330,9 +330,8 @@ def test_runners_refuse_a_wrong_shape_in_one_line(exported):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("exported", ["vae"], indirect=True)  # one family (the one with all five) is enough
 def test_saved_model_cli_lists_the_signatures(exported):
-    if exported["family"] != "vae":
-        pytest.skip("one family is enough for the CLI tool")
     cli = Path(sys.executable).parent / "saved_model_cli"
     result = subprocess.run([str(cli), "show", "--all", "--dir", str(exported["version"])], capture_output=True,
                             text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
