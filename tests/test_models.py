@@ -113,3 +113,18 @@ def test_weight_decay_adds_the_l2_penalty(images):
     expected = lam / 2 * sum(float(np.sum(k.astype("float64") ** 2)) for k in kernels)
     losses = [float(m.compute_loss(x=images, y_pred=m(images, training=True))) for m in (plain, decayed)]
     np.testing.assert_allclose(losses[1] - losses[0], expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mixed_precision_step(family, images):
+    """Under mixed_float16 (loss scaling) the objective stays float32 and a step gives a finite loss."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_tiny(family)
+        model.compile(optimizer="adam")
+        loss = model.fit(images, batch_size=8, epochs=1, verbose=0).history["loss"]
+        out = model(images)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.all(np.isfinite(loss))
+    assert out.dtype == "float32" and np.all((np.asarray(out) >= 0) & (np.asarray(out) <= 1))

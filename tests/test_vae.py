@@ -270,3 +270,21 @@ def test_importance_weighted_objective():
     loss = float(model.compute_loss(x=x, y_pred=outputs))
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
     assert loss <= -np.mean(log_w) + 1e-4  # Jensen: the IW bound is above the ELBO of the same samples
+
+
+@pytest.mark.parametrize("options", [{"prior": "mixture", "prior_components": 3},
+                                     {"likelihood": "gaussian", "learn_sigma": True, "sigma": 0.2},
+                                     {"kl_warmup_steps": 10, "iw_samples": 2}])
+def test_variants_reload_safely(options, tmp_path):
+    model = build_tiny("vae", **options)
+    x = tiny_images(8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(x, batch_size=4, epochs=1, verbose=0)
+    path = tmp_path / "vae.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    for a, b in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(np.asarray(loaded.sample(3, seed=2)), np.asarray(model.sample(3, seed=2)))
