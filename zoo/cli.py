@@ -56,6 +56,9 @@ def _fit(parser):
                           (args.strategy, "strategy")):
             if flag is not None:
                 overrides.append(f"train.{key}={flag!r}" if isinstance(flag, str) else f"train.{key}={flag}")
+        from zoo.trainer import early_strategy
+
+        early_strategy(args.recipe, overrides)  # a multi-worker strategy must precede any TensorFlow work
         recipe = zoo.load_recipe(args.recipe, overrides=overrides)
         result = recipe.fit(out=args.out, resume=args.resume, overwrite=args.overwrite,
                             verbose=0 if args.quiet else "auto")

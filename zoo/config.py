@@ -27,6 +27,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential")
 STRATEGY_NAMES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+LOOPS = ("auto", "fit", "custom")
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
@@ -78,6 +79,8 @@ class TrainConfig:
         mixed_precision: float32, mixed_float16 or mixed_bfloat16.
         steps_per_execution: train steps per call into the compiled function.
         early_stopping_patience: epochs without improvement before stopping (0 = never).
+        loop: auto (the custom loop under multi_worker, `Model.fit` otherwise), fit, or custom
+            (`zoo.loop.fit_custom_loop`, which drives Keras's train_step under any strategy).
     """
 
     epochs: int = 10
@@ -94,6 +97,7 @@ class TrainConfig:
     mixed_precision: str = "float32"
     steps_per_execution: int = 1
     early_stopping_patience: int = 0
+    loop: str = "auto"
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1)
@@ -108,6 +112,10 @@ class TrainConfig:
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_range("steps_per_execution", self.steps_per_execution, 1)
         check_range("early_stopping_patience", self.early_stopping_patience, 0)
+        check_choice("loop", self.loop, LOOPS)
+        if self.loop == "fit" and self.strategy == "multi_worker":
+            raise ValueError("loop 'fit' does not work under strategy 'multi_worker' (Keras 3's Model.fit fails "
+                             "there, keras-team/keras#20585): use loop = \"auto\" or \"custom\"")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import data as zdata
-from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint
+from zoo import loop as zloop
+from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, pid_alive
 from zoo.config import Recipe
 from zoo.io import atomic_path, write_json, write_text
 
@@ -68,12 +70,24 @@ def _mirrored():
     return _MIRRORED[devices]
 
 
+_MULTI_WORKER = []
+
+
 @_strategy("multi_worker")
 def _multi_worker():
     if "TF_CONFIG" not in os.environ:
         raise ValueError("strategy 'multi_worker' needs TF_CONFIG set on every worker "
                          '(e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}})')
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # One per process: it configures the runtime's collectives, which is possible only once, at startup.
+    if not _MULTI_WORKER:
+        try:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        except RuntimeError as e:
+            if "startup" not in str(e):
+                raise
+            raise ValueError("strategy 'multi_worker' must be created before TensorFlow runs anything: call "
+                             "zoo.trainer.make_strategy('multi_worker') first in the program (`zoo fit` does)") from None
+    return _MULTI_WORKER[0]
 
 
 @_strategy("tpu")
@@ -92,6 +106,28 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy '{name}'. Known: {', '.join(STRATEGIES)}")
     return STRATEGIES[name]()
+
+
+def early_strategy(recipe_path, overrides=()) -> None:
+    """Creates the `multi_worker` strategy now if the recipe asks for it, before anything runs TensorFlow.
+
+    Validating a recipe builds its model, which starts TensorFlow's runtime; a multi-worker
+    strategy must configure that runtime first. This reads only the recipe's `train.strategy`
+    (with `overrides`), without validating the recipe.
+    """
+    import tomllib
+
+    from zoo.config import apply_override, resolve_recipe_path
+
+    try:
+        raw = tomllib.loads(resolve_recipe_path(recipe_path).read_text())
+        for override in overrides:
+            raw = apply_override(raw, override)
+    except (ValueError, OSError):
+        return  # load_recipe reports the problem
+    train = raw.get("train")
+    if isinstance(train, dict) and train.get("strategy") == "multi_worker":
+        make_strategy("multi_worker")
 
 
 @dataclasses.dataclass
@@ -192,8 +228,8 @@ def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
 
 
 def _without_length(toml_text: str) -> str:
-    # A resumed run may ask for more epochs or another strategy; everything else must match.
-    ignore = ("epochs =", "steps_per_epoch =", "strategy =")
+    # A resumed run may ask for more epochs, another strategy or loop; everything else must match.
+    ignore = ("epochs =", "steps_per_epoch =", "strategy =", "loop =")
     return "\n".join(line for line in toml_text.splitlines() if not line.startswith(ignore))
 
 
@@ -218,52 +254,124 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
     Rerunning the same command after a crash resumes from the last finished epoch; a finished
     run is refused unless `resume` (train further, to `epochs`) or `overwrite` (start again).
 
+    Under `multi_worker` (or `train.loop = "custom"`) training runs `zoo.loop.fit_custom_loop`,
+    which drives the model's own train step like `Model.fit` does. There every worker runs this
+    same function; only the chief writes the run directory, the other workers write theirs to a
+    temporary directory that is deleted at the end, and they start from the chief's state.
+
     Returns:
         A `Run` with the model, the history (all epochs, resumed ones included) and the directory.
     """
     train = recipe.train
     x_fit, x_val, x_test, arrays = load_data(recipe)
-    run_dir = prepare_run_dir(recipe, out, resume, overwrite)
     keras.utils.set_random_seed(train.seed)
     if train.mixed_precision != "float32":
         keras.mixed_precision.set_global_policy(train.mixed_precision)
+    scratch = None
     try:
+        # The strategy comes first: a multi-worker strategy must exist before TensorFlow runs anything.
         strategy = make_strategy(train.strategy)
+        custom = train.loop == "custom" or (train.loop == "auto" and zloop.is_multi_worker(strategy))
+        if zloop.is_chief(strategy):
+            run_dir = prepare_run_dir(recipe, out, resume, overwrite)
+        else:
+            scratch = run_dir = Path(tempfile.mkdtemp(prefix=f"zoo-worker{zloop.worker_index(strategy)[1]}-"))
+            verbose = 0
+        remove_stale_temp_files(run_dir)
+        if custom:
+            zloop.check_global_batch(train.batch_size, strategy)
+            # Every batch (the last partial one too) must split evenly over the replicas.
+            replicas = strategy.num_replicas_in_sync
+            x_fit, x_test = zloop.trim_to_replicas(x_fit, replicas), zloop.trim_to_replicas(x_test, replicas)
+            x_val = zloop.trim_to_replicas(x_val, replicas) if x_val is not None else None
         steps = train.steps_per_epoch or int(np.ceil(len(x_fit) / train.batch_size))
         model = build_model(recipe, strategy, steps * train.epochs)
         write_text(run_dir / "recipe.toml", recipe.to_toml())
         checkpoint = ResumableCheckpoint(run_dir / "checkpoints", run_dir / "history.csv")
         initial_epoch = checkpoint.restore(model)
+        if custom:
+            initial_epoch = zloop.sync_from_chief(strategy, model, initial_epoch)
         timer = EpochTimer()
         monitor = "val_loss" if x_val is not None else "loss"
         callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor, verbose)
-        ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize="dynamic" if recipe.data.binarize == "dynamic" else "none",
-                                repeat=bool(train.steps_per_epoch))
-        val = zdata.make_dataset(x_val, batch_size=max(train.batch_size, 500), shuffle=False) if x_val is not None else None
+        for callback in callbacks:
+            if isinstance(callback, BestModelCheckpoint):
+                # A resumed run only replaces best.keras with a model better than all earlier epochs.
+                seen = [r[monitor] for r in checkpoint.rows if np.isfinite(r.get(monitor, np.nan))]
+                callback.best = min(seen, default=callback.best)
+        binarize = "dynamic" if recipe.data.binarize == "dynamic" else "none"
+        val_batch = max(train.batch_size, 500)
+        test_loss = None
         start = time.perf_counter()
-        if initial_epoch < train.epochs:
-            model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=train.steps_per_epoch or None, validation_data=val,
-                      callbacks=callbacks, verbose=verbose)
-        wall = time.perf_counter() - start
+        if custom:
+            replicas = strategy.num_replicas_in_sync
+            val_batch = -(-val_batch // replicas) * replicas
+
+            def fit_data():
+                return zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=binarize,
+                                          repeat=bool(train.steps_per_epoch))
+
+            def val_data():
+                return zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False)
+
+            if initial_epoch < train.epochs:
+                zloop.fit_custom_loop(
+                    model, strategy, zloop.shard_global_batches(fit_data), epochs=train.epochs,
+                    initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=callbacks,
+                    validation_data=zloop.shard_global_batches(val_data) if x_val is not None else None,
+                    validation_steps=zloop.steps_for(len(x_val), val_batch) if x_val is not None else None,
+                    verbose=verbose)
+            wall = time.perf_counter() - start
+            test_loss = zloop.evaluate_custom_loop(
+                model, strategy,
+                zloop.shard_global_batches(lambda: zdata.make_dataset(x_test, batch_size=val_batch, shuffle=False)),
+                zloop.steps_for(len(x_test), val_batch))["loss"]
+        else:
+            ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=binarize,
+                                    repeat=bool(train.steps_per_epoch))
+            val = zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False) if x_val is not None else None
+            if initial_epoch < train.epochs:
+                model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
+                          steps_per_epoch=train.steps_per_epoch or None, validation_data=val,
+                          callbacks=callbacks, verbose=verbose)
+            wall = time.perf_counter() - start
         rows = checkpoint.rows
-        return finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test)
+        run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss)
+        if scratch is not None:
+            run.dir = Path(out) if out else Path("runs") / recipe.name
+        return run
     finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         if train.mixed_precision != "float32":
             keras.mixed_precision.set_global_policy("float32")
 
 
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Deletes temporary files a killed process left behind (`zoo.io.atomic_path` names them .tmp<pid>.*)."""
+    for directory in (run_dir, run_dir / "checkpoints"):
+        for tmp in directory.glob(".tmp*.*") if directory.is_dir() else ():
+            pid = tmp.name[4:].split(".", 1)[0]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+
+
 def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTimer, steps: int, wall: float,
-               x_test) -> Run:
-    """Writes model.keras, the reconstructions figure and (last) metrics.json, which marks the run finished."""
+               x_test, test_loss=None) -> Run:
+    """Writes model.keras, the reconstructions figure and (last) metrics.json, which marks the run finished.
+
+    `test_loss` is computed with `model.evaluate` unless given (the custom loop evaluates itself).
+    """
     with atomic_path(run_dir / "model.keras") as tmp:
         model.save(tmp)
     save_reconstructions(model, x_test[:10], run_dir / "reconstructions.png")
     steady = timer.steady_state_seconds()
     samples = steps * recipe.train.batch_size
     final = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
-    test_loss = float(model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False), verbose=0,
-                                     return_dict=True)["loss"])
+    if test_loss is None:
+        test_loss = model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False), verbose=0,
+                                   return_dict=True)["loss"]
+    test_loss = float(test_loss)
     metrics = {
         **final,
         "test_loss": test_loss,
@@ -286,7 +394,8 @@ def save_reconstructions(model, x, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recon = np.asarray(model.predict(x, verbose=0))
+    # A direct call rather than `predict`, which fails under MultiWorkerMirroredStrategy like `fit`.
+    recon = np.asarray(model(np.asarray(x, "float32"), training=False))
     n = len(x)
     fig, axes = plt.subplots(2, n, figsize=(n * 1.1, 2.4))
     for i in range(n):
