@@ -35,3 +35,15 @@ def export(run_or_model, **kwargs):
 
     return _export(run_or_model, **kwargs)
 
+
+__all__ += ["evaluate", "benchmark"]
+
+
+def __getattr__(name):
+    # zoo.evaluate(run) and zoo.benchmark(...) load on first use; both modules are callable, so
+    # the attribute stays usable after `import zoo.evaluate` binds the module itself here.
+    if name in ("evaluate", "benchmark"):
+        import importlib
+
+        return importlib.import_module(f"zoo.{name}")
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -102,6 +102,64 @@ def _export(parser):
     return run
 
 
+@command("evaluate", "evaluate a finished run on the test set; writes RUN/evaluation.json and prints a table")
+def _evaluate(parser):
+    parser.add_argument("run", help="a run directory of `zoo fit` (holding model.keras and recipe.toml)")
+    parser.add_argument("--nll-samples", type=int, default=1000, metavar="K", help="importance samples of the VAE's NLL")
+    parser.add_argument("--nll-examples", type=int, default=0, help="test images for the NLL (default 0: all)")
+    parser.add_argument("--probe-train-size", type=int, default=10_000, help="training images that train the probes")
+
+    def run(args):
+        from rich.console import Console
+
+        from zoo.evaluate import evaluate
+        from zoo.report import evaluation_table
+
+        result = evaluate(args.run, nll_samples=args.nll_samples, nll_examples=args.nll_examples,
+                          probe_train_size=args.probe_train_size)
+        Console().print(evaluation_table(result))
+        print(os.path.join(args.run, "evaluation.json"))
+
+    return run
+
+
+@command("bench", "fit, evaluate and export every recipe with one budget and seed; writes OUT/report.md")
+def _bench(parser):
+    parser.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipe names or files (default: all shipped)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every variant (default 10)")
+    parser.add_argument("--steps-per-epoch", type=int, help="steps per epoch of every variant (short runs)")
+    parser.add_argument("--out", default="bench", help="output directory (default bench)")
+    parser.add_argument("--nll-samples", type=int, default=1000, metavar="K", help="importance samples of the VAEs' NLL")
+    parser.add_argument("--nll-examples", type=int, default=0, help="test images for the NLL (default 0: all)")
+    parser.add_argument("--probe-train-size", type=int, default=10_000, help="training images that train the probes")
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of every variant and the evaluation seed")
+    parser.add_argument("--fresh", action="store_true", help="retrain runs that are already finished")
+    parser.add_argument("--no-export", action="store_true", help="skip the export step")
+
+    def run(args):
+        import shlex
+
+        from zoo.benchmark import benchmark
+
+        benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, out=args.out,
+                  nll_samples=args.nll_samples, nll_examples=args.nll_examples,
+                  probe_train_size=args.probe_train_size, seed=args.seed, fresh=args.fresh,
+                  export=not args.no_export, command=shlex.join(_bench_argv(args)))
+        print(os.path.join(args.out, "report.md"))
+
+    return run
+
+
+def _bench_argv(args) -> list[str]:
+    """The `zoo bench` command with every setting spelled out, as the report records it."""
+    argv = ["zoo", "bench", *args.recipes, "--epochs", str(args.epochs)]
+    if args.steps_per_epoch is not None:
+        argv += ["--steps-per-epoch", str(args.steps_per_epoch)]
+    argv += ["--out", args.out, "--nll-samples", str(args.nll_samples), "--nll-examples", str(args.nll_examples),
+             "--probe-train-size", str(args.probe_train_size), "--seed", str(args.seed)]
+    return argv + ["--fresh"] * args.fresh + ["--no-export"] * args.no_export
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo of autoencoders.")
     sub = parser.add_subparsers(dest="command", required=True)

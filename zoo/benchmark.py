@@ -1,0 +1,352 @@
+"""Every recipe, one budget, one seed, one report.
+
+`benchmark` trains each recipe with the same number of epochs (and steps per epoch) from the
+same seed, evaluates it with `zoo.evaluate` on the same test images, exports it when
+`zoo.export` is available, adds the reference rows of `zoo.baselines`, and writes:
+
+    <out>/report.md      the tables, the settings, the machine, the command, the figures inline
+    <out>/results.json   all of it as data
+    <out>/results.csv    one row per variant (and reference), one column per metric
+    <out>/figures/*.png  reconstructions under noise, VAE samples and interpolations,
+                         2-D projections of the codes, training curves, bar charts
+    <out>/runs/<recipe>/ the run directories, each with its evaluation.json
+
+A finished run whose resolved recipe is identical is reused rather than retrained (pass
+`fresh=True` to retrain), so an interrupted benchmark continues where it stopped.
+
+Example:
+    >>> results = zoo.benchmark(["basic", "vae"], epochs=1)
+    >>> results["rows"][0]["psnr"]
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import gc
+import importlib
+import os
+import platform
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+from zoo import report
+from zoo.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, evaluate_model, load_run, prepare_data,
+                          single_thread)
+from zoo.io import write_json, write_text
+
+MAIN_METRICS = (("psnr", "PSNR dB (clean)"), ("robust_psnr_mean", "mean PSNR dB under the 6 corruptions"),
+                ("probe_accuracy", "linear-probe accuracy"), ("knn_accuracy", "k-NN accuracy"),
+                ("latency_ms", "inference ms per batch"), ("parameters", "parameters"))
+GRID_IMAGES = 8
+PROJECTED_CODES = 2000
+
+
+def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None, out="bench",
+              nll_samples: int = 1000, *, seed: int = 0, probe_train_size: int = 10_000, nll_examples: int = 0,
+              eval_examples: int = 0, export: bool = True, fresh: bool = False, command: str | None = None,
+              progress: bool = True) -> dict:
+    """Trains, evaluates and exports every recipe with one budget, and writes the report.
+
+    Args:
+        recipes: recipe names or paths (default: every shipped recipe).
+        epochs: epochs of every variant.
+        steps_per_epoch: steps per epoch of every variant (None: whole passes over the data).
+        out: the output directory.
+        nll_samples: k of the VAEs' importance-sampled NLL.
+        seed: `train.seed` of every variant, and the evaluation seed.
+        probe_train_size: training images whose codes train the probes.
+        nll_examples: test images for the NLL (0: all).
+        eval_examples: test images for the other metrics (0: all).
+        export: call `zoo.export` on every run when it exists.
+        fresh: retrain runs that are already finished with the same recipe.
+        command: the command line to record in the report (default: this call, as Python).
+        progress: show a progress bar and the final table in the terminal.
+
+    Returns:
+        The results (what results.json holds): "rows", "settings", "machine", "command", ...
+
+    Raises:
+        ValueError, FileNotFoundError: a bad recipe or setting, before anything is trained.
+    """
+    from rich.console import Console
+
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; choose a directory")
+    settings = EvalSettings(nll_samples=nll_samples, nll_examples=nll_examples, eval_examples=eval_examples,
+                            probe_train_size=probe_train_size, seed=seed)
+    loaded = load_recipes(recipes, epochs, steps_per_epoch, seed)
+    command = command or _python_command(recipes, epochs, steps_per_epoch, out, nll_samples)
+    console = Console(quiet=not progress, width=None if sys.stdout.isatty() else 150)
+    machine = machine_info()
+
+    from zoo import data as zdata
+
+    d = loaded[0].data
+    arrays = zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source)
+    data = prepare_data(arrays, settings)
+    figures_dir = out / "figures"
+    export_fn, export_note = find_export()
+    rows, exports, histories, projections, variant_figures = [], {}, {}, {}, {}
+    with _progress(console) as bar:
+        task = bar.add_task("benchmark", total=len(loaded) + 1)
+        for recipe in loaded:
+            run_dir = out / "runs" / recipe.name
+            bar.update(task, description=f"{recipe.name}: training")
+            model, metrics, reused = fit_or_reuse(recipe, run_dir, fresh)
+            bar.update(task, description=f"{recipe.name}: evaluating")
+            row, codes = evaluate_model(model, recipe, metrics, data, settings)
+            row["run"] = report.relative(run_dir, out)
+            row["reused_run"] = reused
+            write_json(run_dir / "evaluation.json", {**row, "run": str(run_dir), "settings": settings.to_dict()})
+            bar.update(task, description=f"{recipe.name}: figures")
+            variant_figures[recipe.name] = {k: report.relative(p, out)
+                                            for k, p in variant_plots(model, recipe.name, data, figures_dir).items()}
+            projections[recipe.name] = (report.project_2d(codes[:PROJECTED_CODES]), data.y_test[:PROJECTED_CODES])
+            histories[recipe.name] = read_history(run_dir / "history.csv")
+            del model, codes
+            _release()
+            if export and export_fn is not None:
+                bar.update(task, description=f"{recipe.name}: exporting")
+                exports[recipe.name] = run_export(export_fn, run_dir, out / "saved_models")
+            row["export"] = exports.get(recipe.name, "skipped" if not export else "not available")
+            rows.append(row)
+            bar.advance(task)
+        bar.update(task, description="references: raw pixels, PPCA")
+        rows += reference_rows(sorted({r["code_size"] for r in rows}), data, settings, arrays.x_train)
+        bar.advance(task)
+    figures = {"variants": variant_figures}
+    report.codes_figure(projections, figures_dir / "codes.png", report.CLASS_NAMES.get(d.dataset, ()))
+    report.curves_figure(histories, figures_dir / "curves.png")
+    report.bars_figure(rows, MAIN_METRICS, figures_dir / "bars.png")
+    figures.update({"codes": "figures/codes.png", "curves": "figures/curves.png", "bars": "figures/bars.png"})
+    results = {
+        "command": command,
+        "started": started,
+        "runtime_seconds": round(time.perf_counter() - clock, 1),
+        "settings": {"recipes": [r.name for r in loaded], "dataset": d.dataset, "data_source": arrays.source,
+                     "epochs": epochs, "steps_per_epoch": steps_per_epoch or "whole epochs", "train_seed": seed,
+                     **settings.to_dict()},
+        "machine": machine,
+        "rows": rows,
+        "exports": exports,
+        "export_note": export_note if export else "Export skipped (--no-export).",
+        "figures": figures,
+    }
+    if hasattr(os, "getloadavg"):
+        machine["load average at end (1, 5, 15 min)"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    write_json(out / "results.json", results)
+    write_text(out / "results.csv", report.rows_csv(rows))
+    report.write_report(out / "report.md", results)
+    console.print(report.rich_table(rows, report.MAIN_COLUMNS, title=f"zoo bench → {out / 'report.md'}"))
+    return results
+
+
+def load_recipes(recipes, epochs, steps_per_epoch, seed) -> list:
+    """The recipes with the shared budget and seed applied; every problem is raised before training."""
+    from zoo.config import list_recipes, load_recipe
+
+    names = list(recipes) if recipes else list_recipes()
+    if not names:
+        raise ValueError("No recipes to benchmark")
+    overrides = [f"train.epochs={epochs}", f"train.seed={seed}"]
+    if steps_per_epoch is not None:
+        overrides.append(f"train.steps_per_epoch={steps_per_epoch}")
+    loaded = [load_recipe(name, overrides=overrides) for name in names]
+    seen = {}
+    for recipe in loaded:
+        if recipe.name in seen:
+            raise ValueError(f"Two recipes are named {recipe.name!r} ({seen[recipe.name]}, {recipe.path}); "
+                             f"rename one with `name = ...`")
+        seen[recipe.name] = recipe.path
+    datasets = {r.data.dataset for r in loaded}
+    if len(datasets) > 1:
+        raise ValueError(f"A benchmark compares variants on one dataset; these recipes use {', '.join(sorted(datasets))}")
+    return loaded
+
+
+def fit_or_reuse(recipe, run_dir: Path, fresh: bool):
+    """(model, metrics, reused): a finished run of the identical recipe is loaded, anything else is (re)trained."""
+    from zoo.trainer import run_state
+
+    state = run_state(run_dir) if run_dir.is_dir() else "empty"
+    same = (run_dir / "recipe.toml").is_file() and (run_dir / "recipe.toml").read_text() == recipe.to_toml()
+    if state == "finished" and same and not fresh:
+        model, _, _, metrics = load_run(run_dir)
+        return model, metrics, True
+    # A partial run of the same recipe resumes; anything else starts again.
+    overwrite = fresh or state == "finished" or (state == "partial" and not same)
+    run = recipe.fit(out=run_dir, overwrite=overwrite, verbose=0)
+    return run.model, dict(run.metrics), False
+
+
+def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
+    """The raw-pixel row and one PPCA row per latent size of the benchmarked variants."""
+    from zoo.baselines import ppca_reference, raw_pixel_reference, sample_moments
+
+    with single_thread():  # numpy's BLAS threads fight TensorFlow's on a small machine
+        rows = [raw_pixel_reference(data, settings)]
+        dim = int(np.prod(data.x_test.shape[1:]))
+        code_sizes = [q for q in code_sizes if q < dim]
+        if code_sizes:
+            moments = sample_moments(x_train)
+            rows += [ppca_reference(q, data, settings, moments) for q in code_sizes]
+    return rows
+
+
+def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
+    """The per-variant figures: test/corrupted/reconstructed grid; for a VAE, prior samples and interpolations."""
+    from zoo.models.vae import VariationalAutoencoder
+
+    x = data.x_test[:GRID_IMAGES]
+
+    def recon(images):
+        return np.asarray(model.decode(model.encode(images)))
+
+    rows = [("test", x), ("reconstruction", recon(x))]
+    for kind, level in CORRUPTIONS[::2]:  # the first level of each noise
+        noisy = data.corrupted[corruption_column(kind, level)][:GRID_IMAGES]
+        rows += [(f"{kind} {level:g}", noisy), ("reconstruction", recon(noisy))]
+    paths = {"reconstructions": figures_dir / f"{name}_reconstructions.png"}
+    report.image_rows_figure(rows, paths["reconstructions"], title=f"{name}: test images, corrupted inputs, reconstructions")
+    if isinstance(model, VariationalAutoencoder):
+        paths["samples"] = figures_dir / f"{name}_samples.png"
+        report.image_grid_figure(np.asarray(model.sample(32, seed=0)), paths["samples"],
+                                 title=f"{name}: means of p(x|z), z ~ p(z)")
+        paths["interpolation"] = figures_dir / f"{name}_interpolation.png"
+        report.image_rows_figure(interpolation_rows(model, data.x_test, data.y_test), paths["interpolation"],
+                                 title=f"{name}: decoded straight lines between posterior means")
+    return paths
+
+
+def interpolation_rows(model, x, y, pairs: int = 4, steps: int = 10) -> list:
+    """Decoded points on the segment between the posterior means of test images of different classes."""
+    rows = []
+    for i in range(pairs):
+        a = int(np.flatnonzero(y == (2 * i) % 10)[0])
+        b = int(np.flatnonzero(y == (2 * i + 1) % 10)[0])
+        za, zb = np.asarray(model.encode(x[[a, b]]))
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        rows.append((f"{int(y[a])}→{int(y[b])}", np.asarray(model.decode((1 - t) * za + t * zb))))
+    return rows
+
+
+def read_history(path: Path) -> list[dict]:
+    """history.csv as a list of rows of floats (empty if missing)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def find_export():
+    """(the export function or None, a sentence for the report)."""
+    try:
+        module = importlib.import_module("zoo.export")
+    except ImportError as e:
+        return None, f"Not exported: `zoo.export` is not available in this checkout ({e})."
+    fn = module if callable(module) else getattr(module, "export", None)
+    if not callable(fn):
+        return None, "Not exported: `zoo.export` has no `export` function."
+    return fn, "Each run exported with `zoo.export(run_dir, base=<out>/saved_models, format=\"all\")`."
+
+
+def run_export(export_fn, run_dir: Path, base: Path) -> str:
+    """Calls the export step; a failure is reported, not raised, so one format cannot sink the benchmark."""
+    start = time.perf_counter()
+    try:
+        result = export_fn(run_dir, base=base, format="all")
+    except Exception as e:  # noqa: BLE001 (any failure of the export step belongs in the report)
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return f"failed after {time.perf_counter() - start:.0f} s: {type(e).__name__}: {message}"[:300]
+    summary = _summarize_export(result, base)
+    return f"ok in {time.perf_counter() - start:.0f} s" + (f": {summary}" if summary else "")
+
+
+def _summarize_export(result, base: Path) -> str:
+    """What the export step wrote, grouped by directory under the export base, e.g. "vae/1, vae/tflite (5)"."""
+    items = list(result.values()) if isinstance(result, dict) else list(result) \
+        if isinstance(result, (list, tuple)) else [result] if result is not None else []
+    groups = {}
+    for item in items:
+        try:
+            parts = Path(str(item)).relative_to(base).parts
+        except ValueError:
+            parts = (str(item),)
+        key = "/".join(parts[:2])
+        groups[key] = groups.get(key, 0) + 1
+    summary = ", ".join(f"{k} ({n})" if n > 1 else k for k, n in groups.items())
+    return f"{len(items)} artifacts in saved_models/: {summary}" if items else ""
+
+
+def machine_info() -> dict:
+    """The machine and the software versions, for the report."""
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    info = {"platform": platform.platform(), "processor": _cpu_model(), "logical CPUs": os.cpu_count(),
+            "CPUs usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "memory GB": _memory_gb(),
+            "GPUs": ", ".join(d.name for d in tf.config.list_physical_devices("GPU")) or "none",
+            "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+    if hasattr(os, "getloadavg"):
+        info["load average at start (1, 5, 15 min)"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gb():
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 ** 2, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _python_command(recipes, epochs, steps_per_epoch, out, nll_samples) -> str:
+    return (f"zoo.benchmark(recipes={list(recipes) if recipes else None!r}, epochs={epochs}, "
+            f"steps_per_epoch={steps_per_epoch}, out={str(out)!r}, nll_samples={nll_samples})")
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _release() -> None:
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `zoo.benchmark(...)` work although `zoo.benchmark` is also this module."""
+
+    def __call__(self, *args, **kwargs):
+        return benchmark(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

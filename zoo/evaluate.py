@@ -1,0 +1,472 @@
+"""Metrics of one trained run on the test set: size and cost, reconstruction, robustness,
+representation and, for the VAE, likelihood.
+
+Example:
+    >>> row = zoo.evaluate("runs/vae", nll_samples=1000)   # also writes runs/vae/evaluation.json
+    >>> row["nll"], row["psnr"], row["probe_accuracy"]
+
+Definitions (x the clean test image in [0, 1], x̂ the reconstruction, D pixels):
+
+- mse = mean over images and pixels of (x − x̂)²;
+- bce = mean over images and pixels of −[x·log x̂ + (1 − x)·log(1 − x̂)] (x̂ clipped to [1e-7, 1 − 1e-7]);
+- psnr = mean over images of 10·log10(1 / mse_image) dB (peak value 1);
+- psnr_<noise>_<level> = the same PSNR between the clean x and the reconstruction of a corrupted
+  x̃; the corruptions are the layers of `zoo.layers.noise` applied with `training=True` and a
+  fixed seed, so every model sees the same corrupted images;
+- probe_accuracy: multinomial logistic regression (scikit-learn, standardized codes, C =
+  `probe_c`) trained on the codes of `probe_train_size` training images, accuracy on the test
+  codes; knn_accuracy: k-NN (Euclidean, raw codes) on the same sets;
+- mean_activation (sparse): the mean over units j of ρ̂_j, the mean test-set activation of unit j,
+  to compare with the target ρ;
+- active_units (VAE): units j with Var_x(E_q[z_j | x]) > 0.01 over the test set (Burda et al., 2016);
+- nll (VAE): −log p(x) in nats per image, estimated by importance sampling with q(z|x) as the
+  proposal, log p(x) ≈ log (1/k)·Σ_i p(x, z_i)/q(z_i|x); neg_elbo: −(1/k)·Σ_i log p(x, z_i)/q(z_i|x)
+  from the same k samples. Both on the test set as the model was trained on it (binarized once
+  with the recipe's seed + 1 when the recipe binarizes).
+
+Reconstruction, robustness and probes use the grayscale test images for every model, the common
+yardstick; only the likelihood and the active units use the binarized copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from zoo.checks import check_range
+from zoo.io import write_json
+
+# (kind, level): σ for "gaussian" (clipped to [0, 1]), the rate p for "salt_pepper" and "masking".
+# The first level of each is the one the shipped denoising recipes train with.
+CORRUPTIONS = (("gaussian", 0.3), ("gaussian", 0.5), ("salt_pepper", 0.2), ("salt_pepper", 0.4),
+               ("masking", 0.3), ("masking", 0.5))
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """How a run is evaluated; recorded in evaluation.json and in the report.
+
+    Attributes:
+        nll_samples: k, importance samples per test image for the VAE's NLL.
+        nll_examples: test images for the NLL and ELBO (0 = the whole test set).
+        eval_examples: test images for every other metric (0 = the whole test set).
+        probe_train_size: training images whose codes train the probes.
+        probe_c: inverse L2 strength C of the logistic-regression probe.
+        probe_max_iter: iterations of its L-BFGS solver.
+        knn_k: neighbours of the k-NN probe.
+        batch_size: images per forward pass.
+        latency_batch_size: images per batch of the latency measurement.
+        seed: seed of the probe subsample, the corruptions and the importance samples.
+    """
+
+    nll_samples: int = 1000
+    nll_examples: int = 0
+    eval_examples: int = 0
+    probe_train_size: int = 10_000
+    probe_c: float = 0.01
+    probe_max_iter: int = 1000
+    knn_k: int = 5
+    batch_size: int = 500
+    latency_batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("nll_samples", "probe_train_size", "probe_max_iter", "knn_k", "batch_size", "latency_batch_size"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("nll_examples", "eval_examples", "seed"):
+            _check_int(name, getattr(self, name), 0)
+        check_range("probe_c", self.probe_c, 0.0, low_open=True)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "corruptions": [f"{k} {v:g}" for k, v in CORRUPTIONS]}
+
+
+def _check_int(name, value, low):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
+
+
+def corruption_column(kind: str, level: float) -> str:
+    """The result column of one corruption, e.g. "psnr_gaussian_0.3"."""
+    return f"psnr_{kind}_{level:g}"
+
+
+def corruption_layer(kind: str, level: float, seed: int):
+    """The `zoo.layers.noise` layer of one corruption; Gaussian noise is clipped to [0, 1]."""
+    from zoo.layers.noise import make_noise
+
+    params = {"gaussian": {"stddev": level, "clip": True}}.get(kind, {"rate": level})
+    return make_noise({"kind": kind, **params, "seed": seed})
+
+
+@dataclasses.dataclass
+class EvalData:
+    """The images every model is scored on (shared by all variants of a benchmark).
+
+    Attributes:
+        x_test, y_test: the grayscale test images and labels (the first `eval_examples`).
+        x_probe, y_probe: the training images (and labels) whose codes train the probes.
+        corrupted: column name → the corrupted x_test.
+    """
+
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_probe: np.ndarray
+    y_probe: np.ndarray
+    corrupted: dict
+
+
+def prepare_data(arrays, settings: EvalSettings) -> EvalData:
+    """Subsamples the probe set and corrupts the test set once, with `settings.seed`."""
+    import tensorflow as tf
+
+    n_test = settings.eval_examples or len(arrays.x_test)
+    x_test, y_test = arrays.x_test[:n_test], arrays.y_test[:n_test]
+    rng = np.random.default_rng(settings.seed)
+    n_probe = min(settings.probe_train_size, len(arrays.x_train))
+    idx = np.sort(rng.choice(len(arrays.x_train), n_probe, replace=False))
+    corrupted = {}
+    for i, (kind, level) in enumerate(CORRUPTIONS):
+        layer = corruption_layer(kind, level, seed=settings.seed * 1000 + i)
+        corrupted[corruption_column(kind, level)] = np.concatenate(
+            [np.asarray(layer(tf.constant(x_test[s: s + 1000]), training=True)) for s in range(0, n_test, 1000)])
+    return EvalData(x_test=x_test, y_test=y_test, x_probe=arrays.x_train[idx], y_probe=arrays.y_train[idx],
+                    corrupted=corrupted)
+
+
+# Metrics on arrays.
+
+def batched(fn, x, batch_size: int = 500) -> np.ndarray:
+    """`fn` applied to `x` in batches, concatenated as a numpy array."""
+    return np.concatenate([np.asarray(fn(x[s: s + batch_size])) for s in range(0, len(x), batch_size)])
+
+
+def per_image_mse(x, x_hat) -> np.ndarray:
+    diff = np.asarray(x, np.float64).reshape(len(x), -1) - np.asarray(x_hat, np.float64).reshape(len(x), -1)
+    return (diff * diff).mean(axis=1)
+
+
+def psnr(x, x_hat) -> float:
+    """Mean over images of 10·log10(1 / mse_image), in dB; a perfect image counts as 100 dB."""
+    return float(np.mean(10.0 * np.log10(1.0 / np.maximum(per_image_mse(x, x_hat), 1e-10))))
+
+
+def reconstruction_metrics(x, x_hat) -> dict:
+    """mse, per-pixel binary cross-entropy and PSNR of reconstructions x̂ of x (both in [0, 1])."""
+    x = np.asarray(x, np.float64)
+    p = np.clip(np.asarray(x_hat, np.float64), 1e-7, 1 - 1e-7)
+    bce = -(x * np.log(p) + (1 - x) * np.log1p(-p)).mean()
+    return {"mse": float(per_image_mse(x, x_hat).mean()), "bce": float(bce), "psnr": psnr(x, x_hat)}
+
+
+def linear_probe(train_codes, y_train, test_codes, y_test, c: float = 0.01, max_iter: int = 1000):
+    """Test accuracy of a logistic regression on standardized codes, and whether L-BFGS converged.
+
+    Returns (nan, False) when the codes are not finite (a diverged model).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train_codes, test_codes = _flat(train_codes), _flat(test_codes)
+    if not (np.all(np.isfinite(train_codes)) and np.all(np.isfinite(test_codes))):
+        return math.nan, False
+    scaler = StandardScaler().fit(train_codes)
+    with warnings.catch_warnings(), single_thread():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(C=c, max_iter=max_iter).fit(scaler.transform(train_codes), y_train)
+        accuracy = float((clf.predict(scaler.transform(test_codes)) == np.asarray(y_test)).mean())
+    return accuracy, bool(np.max(clf.n_iter_) < max_iter)
+
+
+def knn_accuracy(train_codes, y_train, test_codes, y_test, k: int = 5) -> float:
+    """Test accuracy of k-NN (Euclidean) on the codes; nan for non-finite codes."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    train_codes, test_codes = _flat(train_codes), _flat(test_codes)
+    if not (np.all(np.isfinite(train_codes)) and np.all(np.isfinite(test_codes))):
+        return math.nan
+    with single_thread():
+        clf = KNeighborsClassifier(n_neighbors=min(k, len(train_codes))).fit(train_codes, y_train)
+        return float((clf.predict(test_codes) == np.asarray(y_test)).mean())
+
+
+def single_thread():
+    """Limits BLAS and OpenMP to one thread in a block.
+
+    With TensorFlow's own threads alive in the process, two-thread BLAS in scikit-learn's
+    solvers was measured 40× slower than one thread on a busy 2-core machine (62 s vs 1.4 s for
+    one probe), the threads spinning against each other.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def _flat(codes) -> np.ndarray:
+    codes = np.asarray(codes, np.float32)
+    return codes.reshape(len(codes), -1)
+
+
+def score_representation(encode, reconstruct, data: EvalData, settings: EvalSettings, *,
+                         reconstruction: bool = True, test_codes=None) -> dict:
+    """Reconstruction, robustness and probe metrics of any encoder/reconstructor pair.
+
+    The trained models and the reference rows (`zoo.baselines`) all go through this function.
+
+    Args:
+        encode: images → codes (numpy or tensors), applied in batches.
+        reconstruct: images → reconstructions in [0, 1].
+        data: the shared `EvalData`.
+        settings: the `EvalSettings`.
+        reconstruction: score the clean reconstruction (False for the identity "model").
+        test_codes: codes of `data.x_test` if already computed.
+    """
+    out = {}
+    b = settings.batch_size
+    if reconstruction:
+        out.update(reconstruction_metrics(data.x_test, batched(reconstruct, data.x_test, b)))
+    for column, x_noisy in data.corrupted.items():
+        out[column] = psnr(data.x_test, batched(reconstruct, x_noisy, b))
+    out["robust_psnr_mean"] = float(np.mean([out[c] for c in data.corrupted]))
+    train_codes = batched(encode, data.x_probe, b)
+    test_codes = batched(encode, data.x_test, b) if test_codes is None else test_codes
+    out["probe_accuracy"], out["probe_converged"] = linear_probe(
+        train_codes, data.y_probe, test_codes, data.y_test, c=settings.probe_c, max_iter=settings.probe_max_iter)
+    out["knn_accuracy"] = knn_accuracy(train_codes, data.y_probe, test_codes, data.y_test, k=settings.knn_k)
+    return out
+
+
+# Importance-sampled likelihood.
+
+def log_importance_weights(x, proposal, prior, likelihood_fn, num, seed):
+    """log w_i = log p(x | z_i) + log p(z_i) − log q(z_i | x) for z_i ~ q, shape (num, B).
+
+    Args:
+        x: a batch of B examples.
+        proposal: q(z | x), a `tfd.Distribution` with batch shape (B,) and event shape (d,).
+        prior: p(z), event shape (d,).
+        likelihood_fn: z of shape (n, d) → p(x | z), a distribution with batch shape (n,) and the
+            event shape of one example.
+        num: samples per example (a scalar, possibly a tensor).
+        seed: a stateless seed, an int32 tensor of shape (2,).
+    """
+    import tensorflow as tf
+
+    z = proposal.sample(num, seed=seed)
+    shape = tf.shape(x)
+    x_rep = tf.reshape(tf.broadcast_to(x[None], tf.concat([[num], shape], 0)), tf.concat([[-1], shape[1:]], 0))
+    log_px_z = tf.reshape(likelihood_fn(tf.reshape(z, [-1, tf.shape(z)[-1]])).log_prob(x_rep), tf.shape(z)[:2])
+    return log_px_z + prior.log_prob(z) - proposal.log_prob(z)
+
+
+def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, batch_size: int = 100,
+                                      chunk: int = 100, seed: int = 0):
+    """log p(x) ≈ log (1/k)·Σ_i w_i and the ELBO (1/k)·Σ_i log w_i, per example, from the same k samples.
+
+    Memory stays at batch_size·chunk samples whatever k and the number of examples are: the
+    log-sum-exp over the k samples is accumulated chunk by chunk (running maximum and sum).
+    Seeds are stateless, derived from `seed`, the batch and the chunk, so the same call gives
+    the same numbers.
+
+    Args:
+        log_weight_fn: (x_batch, n, seed) → log w of shape (n, B), e.g. built from
+            `log_importance_weights` (see `vae_log_weight_fn`).
+        x: examples, shape (N, ...).
+        num_samples: k ≥ 1.
+        batch_size: examples per call.
+        chunk: samples per call.
+        seed: the base seed.
+
+    Returns:
+        (log_px, elbo): float64 arrays of shape (N,), in nats.
+    """
+    import tensorflow as tf
+
+    for name, value in (("num_samples", num_samples), ("batch_size", batch_size), ("chunk", chunk)):
+        _check_int(name, value, 1)
+    x = np.asarray(x)
+    n_chunks = -(-num_samples // chunk)
+    log_px, elbo = [], []
+    for b, start in enumerate(range(0, len(x), batch_size)):
+        xb = tf.constant(x[start: start + batch_size])
+        peak = np.full(len(xb), -np.inf)
+        scaled_sum = np.zeros(len(xb))
+        total = np.zeros(len(xb))
+        for c, done in enumerate(range(0, num_samples, chunk)):
+            n = min(chunk, num_samples - done)
+            step_seed = tf.constant([seed, b * n_chunks + c], tf.int32)
+            log_w = np.asarray(log_weight_fn(xb, tf.constant(n, tf.int32), step_seed), np.float64)
+            new_peak = np.maximum(peak, log_w.max(axis=0))
+            scaled_sum = scaled_sum * np.exp(peak - new_peak) + np.exp(log_w - new_peak).sum(axis=0)
+            peak, total = new_peak, total + log_w.sum(axis=0)
+        log_px.append(peak + np.log(scaled_sum) - math.log(num_samples))
+        elbo.append(total / num_samples)
+    return np.concatenate(log_px), np.concatenate(elbo)
+
+
+def vae_log_weight_fn(model):
+    """The log-weight function of a `VariationalAutoencoder`: q = its posterior, p(z) its prior."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def log_weights(x, num, seed):
+        return log_importance_weights(x, model.posterior(x), model.prior(),
+                                      lambda z: model.likelihood_from_logits(model.decoder(z)), num, seed)
+
+    return log_weights
+
+
+# One run.
+
+def load_run(run):
+    """(model, recipe, run_dir, metrics) of a `zoo.trainer.Run` or of a finished run directory."""
+    from zoo.trainer import Run
+
+    if isinstance(run, Run):
+        return run.model, run.recipe, Path(run.dir), dict(run.metrics)
+    import keras
+
+    import zoo.models  # noqa: F401  (registers the classes safe loading needs)
+    from zoo.config import load_recipe
+
+    run_dir = Path(run)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"No run directory {run_dir}")
+    for name in ("model.keras", "recipe.toml"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir} has no {name}: not a finished run (train it with `zoo fit`)")
+    recipe = load_recipe(run_dir / "recipe.toml")
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return model, recipe, run_dir, metrics
+
+
+def budget(recipe, metrics: dict) -> dict:
+    """What the run was given and what it cost: epochs, steps, samples seen, time, throughput."""
+    train = recipe.train
+    n_fit = {"cifar10": 50_000}.get(recipe.data.dataset, 60_000) - recipe.data.validation_size
+    steps = train.steps_per_epoch or -(-n_fit // train.batch_size)
+    epochs = int(metrics.get("epochs", train.epochs))
+    return {"epochs": epochs, "steps_per_epoch": steps, "batch_size": train.batch_size,
+            "samples_seen": epochs * steps * train.batch_size, "seed": train.seed,
+            "train_seconds": metrics.get("train_seconds_this_session"),
+            "train_samples_per_second": metrics.get("train_samples_per_second"),
+            "timed_epochs": metrics.get("timed_epochs")}
+
+
+def inference_latency_ms(model, x, repeats: int = 20, warmup: int = 3) -> float:
+    """Median milliseconds of one compiled inference call on the batch `x`."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda t: model(t, training=False))
+    x = tf.constant(x)
+    for _ in range(warmup):
+        fn(x).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(x).numpy()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)
+
+
+def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalSettings):
+    """The metric row of a trained model and its test codes (for figures); see `evaluate`."""
+    import tensorflow as tf
+
+    from zoo.models.vae import VariationalAutoencoder
+
+    start = time.perf_counter()
+    encode = tf.function(model.encode, reduce_retracing=True)
+    reconstruct = tf.function(lambda x: model.decode(model.encode(x)), reduce_retracing=True)
+    row = {"name": recipe.name, "kind": "model", "family": recipe.model.family,
+           "code_size": int(model.code_size), **budget(recipe, metrics),
+           "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+           "latency_ms": inference_latency_ms(model, data.x_test[: settings.latency_batch_size]),
+           "latency_batch_size": int(min(settings.latency_batch_size, len(data.x_test)))}
+    test_codes = batched(encode, data.x_test, settings.batch_size)
+    row.update(score_representation(encode, reconstruct, data, settings, test_codes=test_codes))
+    if hasattr(model, "rho"):
+        row["mean_activation"] = float(np.mean(test_codes))
+        row["rho"] = float(model.rho)
+    if isinstance(model, VariationalAutoencoder):
+        row.update(_likelihood_metrics(model, recipe, settings))
+    row["eval_seconds"] = round(time.perf_counter() - start, 2)
+    return row, test_codes
+
+
+def _likelihood_metrics(model, recipe, settings: EvalSettings) -> dict:
+    from zoo.trainer import load_data
+
+    x_test = load_data(recipe)[2]
+    x_test = x_test[: settings.eval_examples or None]
+    loc = batched(model.encode, x_test, settings.batch_size)
+    out = {"active_units": int((loc.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())}
+    x_nll = x_test[: settings.nll_examples or None]
+    log_px, elbo = importance_sampled_log_likelihood(vae_log_weight_fn(model), x_nll, settings.nll_samples,
+                                                     seed=settings.seed)
+    binarize = recipe.data.binarize
+    out.update({"neg_elbo": float(-elbo.mean()), "nll": float(-log_px.mean()),
+                "nll_samples": settings.nll_samples, "nll_examples": len(x_nll),
+                "nll_data": f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
+                if binarize != "none" else f"grayscale, {model.likelihood} likelihood"})
+    return out
+
+
+def evaluate(run, nll_samples: int = 1000, *, settings: EvalSettings | None = None, data: EvalData | None = None,
+             write: bool = True, **setting_overrides) -> dict:
+    """Evaluates a run on its dataset's test set and writes <run>/evaluation.json.
+
+    Args:
+        run: a run directory (holding model.keras and recipe.toml) or a `zoo.trainer.Run`.
+        nll_samples: k of the VAE's importance-sampled NLL.
+        settings: all evaluation settings (overrides `nll_samples` and `setting_overrides`).
+        data: prepared test data to share between runs (`prepare_data`); built if None.
+        write: write evaluation.json into the run directory.
+        **setting_overrides: fields of `EvalSettings`, e.g. probe_train_size=5000.
+
+    Returns:
+        The metrics as a flat dict (see the module docstring), plus "settings".
+
+    Raises:
+        FileNotFoundError: not a finished run directory.
+        ValueError: a bad setting.
+    """
+    if settings is None:
+        unknown = set(setting_overrides) - {f.name for f in dataclasses.fields(EvalSettings)}
+        if unknown:
+            raise ValueError(f"Unknown evaluation setting {sorted(unknown)[0]!r}. "
+                             f"Known: {', '.join(f.name for f in dataclasses.fields(EvalSettings))}")
+        settings = EvalSettings(nll_samples=nll_samples, **setting_overrides)
+    model, recipe, run_dir, metrics = load_run(run)
+    if data is None:
+        from zoo import data as zdata
+
+        d = recipe.data
+        data = prepare_data(zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source), settings)
+    row, _ = evaluate_model(model, recipe, metrics, data, settings)
+    result = {**row, "run": str(run_dir), "settings": settings.to_dict()}
+    if write:
+        write_json(run_dir / "evaluation.json", result)
+    return result
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `zoo.evaluate(run)` work although `zoo.evaluate` is also this module."""
+
+    def __call__(self, *args, **kwargs):
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
