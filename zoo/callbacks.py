@@ -140,3 +140,31 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training before the session's wall time exceeds `minutes`.
+
+    After each epoch it stops if one more epoch as long as the longest so far would end past
+    the budget, so the last epoch finishes within it (up to the variation of epoch times).
+    Time counts from the start of `fit` in this session; a resumed run gets a fresh budget.
+    """
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = 60.0 * float(minutes)
+        self.stopped_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self._start = self._epoch_start = time.perf_counter()
+        self._longest = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._longest = max(self._longest, now - self._epoch_start)
+        if now - self._start + self._longest > self.seconds:
+            self.stopped_epoch = epoch + 1
+            self.model.stop_training = True

@@ -79,6 +79,8 @@ class TrainConfig:
         mixed_precision: float32, mixed_float16 or mixed_bfloat16.
         steps_per_execution: train steps per call into the compiled function.
         early_stopping_patience: epochs without improvement before stopping (0 = never).
+        max_minutes: training time budget of one session in minutes (0 = none); training stops
+            after the last epoch that is expected to end within it.
         loop: auto (the custom loop under multi_worker, `Model.fit` otherwise), fit, or custom
             (`zoo.loop.fit_custom_loop`, which drives Keras's train_step under any strategy).
     """
@@ -97,6 +99,7 @@ class TrainConfig:
     mixed_precision: str = "float32"
     steps_per_execution: int = 1
     early_stopping_patience: int = 0
+    max_minutes: float = 0.0
     loop: str = "auto"
 
     def __post_init__(self):
@@ -112,6 +115,7 @@ class TrainConfig:
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_range("steps_per_execution", self.steps_per_execution, 1)
         check_range("early_stopping_patience", self.early_stopping_patience, 0)
+        check_range("max_minutes", self.max_minutes, 0.0)
         check_choice("loop", self.loop, LOOPS)
         if self.loop == "fit" and self.strategy == "multi_worker":
             raise ValueError("loop 'fit' does not work under strategy 'multi_worker' (Keras 3's Model.fit fails "

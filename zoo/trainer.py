@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from zoo import data as zdata
 from zoo import loop as zloop
-from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, pid_alive
+from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget, pid_alive
 from zoo.config import Recipe
 from zoo.io import atomic_path, write_json, write_text
 
@@ -228,8 +228,8 @@ def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
 
 
 def _without_length(toml_text: str) -> str:
-    # A resumed run may ask for more epochs, another strategy or loop; everything else must match.
-    ignore = ("epochs =", "steps_per_epoch =", "strategy =", "loop =")
+    # A resumed run may ask for more epochs, another strategy, loop or time budget; everything else must match.
+    ignore = ("epochs =", "steps_per_epoch =", "strategy =", "loop =", "max_minutes =")
     return "\n".join(line for line in toml_text.splitlines() if not line.startswith(ignore))
 
 
@@ -245,6 +245,8 @@ def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoin
     ]
     if recipe.train.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=recipe.train.early_stopping_patience))
+    if recipe.train.max_minutes:
+        callbacks.append(TimeBudget(recipe.train.max_minutes))
     return callbacks
 
 

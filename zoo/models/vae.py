@@ -18,6 +18,7 @@ tfd = tfp.distributions
 
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 PRIORS = ("normal", "mixture")
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -27,9 +28,14 @@ class VariationalAutoencoder(Autoencoder):
 
     −ELBO(x) = −E_{q_φ(z|x)}[log p_θ(x|z)] + β·KL(q_φ(z|x) ‖ p(z)),
 
-    with z = μ + σ ⊙ ε, ε ~ N(0, I) (the reparameterization trick). The KL term is analytic
-    (`tfd.kl_divergence`) for the standard normal prior and a Monte Carlo estimate
-    log q(z|x) − log p(z) for the learned mixture prior, which has no closed form. β is fixed,
+    with z = μ + σ ⊙ ε, ε ~ N(0, I) (the reparameterization trick). The KL term is analytic for
+    the standard normal prior and a Monte Carlo estimate log q(z|x) − log p(z) for the learned
+    mixture prior, which has no closed form.
+
+    The distributions are TFP's (`posterior`, `prior`, `likelihood_from_logits`); the training
+    objective evaluates their densities in fused closed forms (Bernoulli log-probability as
+    x·l − softplus(l), Gaussian log-densities from ε, the analytic KL), which equal TFP's
+    `log_prob`/`kl_divergence` (tests/test_vae_fast_path.py) with fewer ops per step. β is fixed,
     or annealed linearly from 0 to β over `kl_warmup_steps` optimizer steps. With
     `iw_samples` k > 1 the objective is the importance-weighted bound
     −log (1/k)·Σ_i p(x, z_i)/q(z_i|x) (Burda et al.), which tightens towards −log p(x).
@@ -140,15 +146,37 @@ class VariationalAutoencoder(Autoencoder):
     def _epsilon(self, shape):
         return keras.random.normal(shape, seed=self.seed_generator)
 
+    def _log_px_z(self, x, logits):
+        """log p_θ(x|z) per example; `logits` has a leading sample axis (k, B, ...) like the result.
+
+        The Bernoulli case is the fused closed form Σ_d [x_d·l_d − softplus(l_d)], equal to
+        `tfd.Bernoulli(logits=l).log_prob(x)` summed over pixels (tests/test_vae_fast_path.py) but one
+        softplus per pixel instead of two, and no broadcast copy of x over the k samples.
+        """
+        x = ops.cast(x, "float32")
+        if self.likelihood == "bernoulli":
+            axes = tuple(range(2, 2 + len(self.input_shape_)))
+            return ops.sum(x * logits - ops.softplus(logits), axis=axes)
+        k = ops.shape(logits)[0]
+        x_k = ops.broadcast_to(x, (k,) + tuple(ops.shape(x)))
+        return self.likelihood_from_logits(logits).log_prob(x_k)
+
+    def _log_qz(self, scale, eps):
+        """log q_φ(z|x) at z = μ + σ ⊙ ε, from ε directly: Σ_d [−ε_d²/2 − log σ_d − log(2π)/2]."""
+        return ops.sum(-0.5 * ops.square(eps) - ops.log(scale), axis=-1) - 0.5 * self.code_size * LOG_2PI
+
+    def _log_pz(self, z):
+        """log p(z): closed form for N(0, I), the TFP mixture's log_prob otherwise."""
+        if self.prior_name == "normal":
+            return -0.5 * ops.sum(ops.square(z), axis=-1) - 0.5 * self.code_size * LOG_2PI
+        return self.prior().log_prob(z)
+
     def _log_weights(self, x, loc, scale, eps, logits):
         """log p(x|z), log p(z), log q(z|x) for samples z = μ + σ ⊙ ε of shape (k, B, d)."""
         k = ops.shape(eps)[0]
         z = loc + scale * eps
-        x_k = ops.broadcast_to(ops.cast(x, "float32"), (k,) + tuple(ops.shape(x)))
-        log_px_z = self.likelihood_from_logits(ops.reshape(logits, ops.shape(x_k))).log_prob(x_k)
-        log_pz = self.prior().log_prob(z)
-        log_qz = tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale).log_prob(z)
-        return log_px_z, log_pz, log_qz
+        log_px_z = self._log_px_z(x, ops.reshape(logits, (k,) + tuple(ops.shape(x))))
+        return log_px_z, self._log_pz(z), self._log_qz(scale, eps)
 
     def forward(self, x, training=False) -> dict:
         loc, scale = self._posterior_params(x, training=training)
@@ -167,23 +195,34 @@ class VariationalAutoencoder(Autoencoder):
         step = ops.cast(self.optimizer.iterations, "float32")
         return self.beta * ops.minimum(1.0, step / self.kl_warmup_steps)
 
-    def _terms(self, x, outputs):
-        """Per-example −E_q[log p(x|z)], KL(q‖p) and log-weights (k, B)."""
+    def _terms(self, x, outputs, with_log_weights: bool = True):
+        """Per-example −E_q[log p(x|z)], KL(q‖p) and log-weights (k, B) (None if not asked for).
+
+        For the normal prior the KL is analytic, ½·Σ_d (μ_d² + σ_d² − 1 − log σ_d²), the closed form
+        `tfd.kl_divergence` gives for two diagonal Gaussians; otherwise it is the Monte Carlo
+        estimate E_q[log q(z|x) − log p(z)] over the k samples.
+        """
         loc, scale, eps = outputs["loc"], outputs["scale"], outputs["eps"]
-        log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, outputs["logits"])
+        k = ops.shape(eps)[0]
+        log_px_z = self._log_px_z(x, ops.reshape(outputs["logits"], (k,) + tuple(ops.shape(x))))
         reconstruction = -ops.mean(log_px_z, axis=0)
+        log_w = None
         if self.prior_name == "normal":
-            q = tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
-            kl = tfd.kl_divergence(q, self.prior())
+            kl = 0.5 * ops.sum(ops.square(loc) + ops.square(scale) - 1.0 - 2.0 * ops.log(scale), axis=-1)
+            if with_log_weights:
+                log_w = log_px_z + self._log_pz(loc + scale * eps) - self._log_qz(scale, eps)
         else:
+            log_pz, log_qz = self._log_pz(loc + scale * eps), self._log_qz(scale, eps)
             kl = ops.mean(log_qz - log_pz, axis=0)
-        return reconstruction, kl, log_px_z + log_pz - log_qz
+            log_w = log_px_z + log_pz - log_qz
+        return reconstruction, kl, log_w
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         outputs = y_pred if isinstance(y_pred, dict) else self.forward(x, training=False)
         target = x if y is None else y
-        reconstruction, kl, log_w = self._terms(target, outputs)
-        if self.iw_samples > 1 and isinstance(y_pred, dict):
+        importance_weighted = self.iw_samples > 1 and isinstance(y_pred, dict)
+        reconstruction, kl, log_w = self._terms(target, outputs, with_log_weights=importance_weighted)
+        if importance_weighted:
             k = ops.cast(ops.shape(log_w)[0], "float32")
             per_example = -(ops.logsumexp(log_w, axis=0) - ops.log(k))
         else:
@@ -202,7 +241,8 @@ class VariationalAutoencoder(Autoencoder):
         loc, scale = self._posterior_params(x)
         eps = self._epsilon((1, ops.shape(loc)[0], self.code_size))
         logits = self.decoder(ops.reshape(loc + scale * eps, (-1, self.code_size)))
-        reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits})
+        reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits},
+                                               with_log_weights=False)
         return -(reconstruction + kl)
 
     @tf.function(reduce_retracing=True)

@@ -1,0 +1,196 @@
+"""Training throughput of the zoo's reference VAE against a peer implementation, side by side.
+
+    python benchmarks/speed.py                      # 2 rounds, 4 epochs per run
+    python benchmarks/speed.py --rounds 3 --epochs 5 --json /tmp/speed.json
+
+What it does, in one process on one machine:
+
+1. Measures the machine's float32 matmul rate (a 2048×2048 by 2048×2048 `tf.matmul`, best of
+   several timings), before and after the training runs.
+2. Runs the peer (`../shared/peers/keras_example_vae.py`, a VAE written the way the official Keras
+   example teaches it) and `zoo fit recipes/vae_reference.toml` alternately, as subprocesses, for
+   the same number of epochs; the order flips every round so drifting load on a shared machine
+   hits both alike. Each reports steady-state training samples per second (epochs after the
+   first): the peer's `samples_per_s`, the zoo's `train_samples_per_second` from metrics.json.
+3. Checks that the speed does not cost likelihood: the peer prints the importance-sampled test
+   NLL (K samples, first NTEST test images binarized once with numpy `default_rng(0)`); the zoo
+   run is evaluated on exactly those images with the same K (`benchmarks/nll.py
+   --test-binarization-seed 0`).
+4. Counts the FLOPs of one training step per example (≈ 3 × the forward matmul FLOPs of the
+   MLP: forward, and two matmuls per layer backward) and the fraction of the matmul rate the
+   zoo's steady-state throughput reaches.
+
+Prints a markdown table and one JSON line (also written to --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = ROOT.parent / "shared" / "peers" / "keras_example_vae.py"
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, inner: int = 4) -> float:
+    """The float32 matmul rate in GFLOP/s: the best of `repeats` timings of `inner` n×n products."""
+    import tensorflow as tf
+
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    product = tf.function(lambda a, b: tf.matmul(a, b))
+    product(a, b).numpy()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            c = product(a, b)
+        c.numpy()
+        best = max(best, 2 * n ** 3 * inner / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def mlp_layer_sizes(recipe) -> list[tuple[int, int]]:
+    """(inputs, outputs) of every dense layer of a dense-backbone VAE, encoder then decoder."""
+    params = recipe.model.params
+    hidden = list(params.get("hidden", [512, 256]))
+    code = int(params.get("code_size", 32))
+    pixels = 1
+    for d in recipe.input_shape:
+        pixels *= d
+    encoder = [pixels, *hidden, 2 * code]
+    decoder = [code, *hidden[::-1], pixels]
+    return [(i, o) for dims in (encoder, decoder) for i, o in zip(dims, dims[1:])]
+
+
+def train_flops_per_example(recipe) -> int:
+    """≈ 3 × forward matmul FLOPs (2 per multiply-add): forward, and grad wrt weights and inputs."""
+    return 3 * 2 * sum(i * o for i, o in mlp_layer_sizes(recipe))
+
+
+def _last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no JSON line in output:\n{text[-2000:]}")
+
+
+def run_peer(peer: Path, epochs: int, k: int, ntest: int) -> dict:
+    env = {**os.environ, "EPOCHS": str(epochs), "K": str(k), "NTEST": str(ntest), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    load = os.getloadavg()[0]
+    done = subprocess.run([sys.executable, str(peer)], env=env, capture_output=True, text=True, cwd=peer.parent)
+    if done.returncode:
+        raise RuntimeError(f"peer failed ({done.returncode}): {done.stderr[-2000:]}")
+    out = _last_json(done.stdout)
+    return {"samples_per_s": float(out["samples_per_s"]), "test_nll": out.get("test_nll"), "load_before": load,
+            "train_s": out.get("train_s")}
+
+
+def run_zoo(recipe_path: str, sets: list[str], epochs: int, k: int, ntest: int, out: Path) -> dict:
+    zoo = Path(sys.executable).with_name("zoo")
+    cmd = [str(zoo), "fit", recipe_path, "--set", f"train.epochs={epochs}", "--out", str(out), "--quiet", "--overwrite"]
+    for s in sets:
+        cmd += ["--set", s]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    load = os.getloadavg()[0]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"zoo fit failed ({done.returncode}): {done.stderr[-2000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    result = {"samples_per_s": float(metrics["train_samples_per_second"]), "load_before": load,
+              "train_s": metrics.get("train_seconds_this_session")}
+    if k:
+        nll = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "nll.py"), str(out), "--k", str(k),
+                              "--n", str(ntest), "--test-binarization-seed", "0"],
+                             env=env, capture_output=True, text=True, cwd=ROOT)
+        if nll.returncode:
+            raise RuntimeError(f"nll.py failed: {nll.stderr[-2000:]}")
+        result["test_nll"] = _last_json(nll.stdout)["test_nll"]
+    return result
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="peer/zoo pairs, order alternating (default 2)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is not timed (default 4)")
+    parser.add_argument("--recipe", default="recipes/vae_reference.toml", help="the zoo recipe")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override the zoo recipe (repeatable), e.g. --set train.jit_compile=false")
+    parser.add_argument("--peer", default=str(PEER), help="the peer script (prints one JSON line)")
+    parser.add_argument("--k", type=int, default=100, help="importance samples of the NLL check (0 = skip)")
+    parser.add_argument("--ntest", type=int, default=2000, help="test images of the NLL check")
+    parser.add_argument("--json", default="", help="also write the result to this file")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.epochs < 2:
+        parser.error("--rounds must be >= 1 and --epochs >= 2 (the first epoch is not timed)")
+    peer = Path(args.peer).resolve()
+    if not peer.is_file():
+        parser.error(f"no peer script at {peer}")
+
+    sys.path.insert(0, str(ROOT))
+    from zoo.config import load_recipe
+
+    recipe = load_recipe(ROOT / args.recipe if not Path(args.recipe).is_file() else args.recipe, overrides=args.set)
+    flops = train_flops_per_example(recipe)
+    rate_before = matmul_gflops()
+    peer_runs, zoo_runs = [], []
+    with tempfile.TemporaryDirectory(prefix="zoo-speed-") as tmp:
+        for r in range(args.rounds):
+            order = ("peer", "zoo") if r % 2 == 0 else ("zoo", "peer")
+            for who in order:
+                if who == "peer":
+                    peer_runs.append(run_peer(peer, args.epochs, args.k or 1, args.ntest))
+                else:
+                    zoo_runs.append(run_zoo(args.recipe, args.set, args.epochs, args.k, args.ntest,
+                                            Path(tmp) / f"zoo-{r}"))
+                last = (peer_runs if who == "peer" else zoo_runs)[-1]
+                print(f"round {r + 1} {who:>4}: {last['samples_per_s']:8.0f} samples/s  "
+                      f"nll {last.get('test_nll')}  load {last['load_before']:.1f}", file=sys.stderr, flush=True)
+    rate_after = matmul_gflops()
+    rate = max(rate_before, rate_after)
+    peer_sps = statistics.median(r["samples_per_s"] for r in peer_runs)
+    zoo_sps = statistics.median(r["samples_per_s"] for r in zoo_runs)
+    paired = [z["samples_per_s"] / p["samples_per_s"] for z, p in zip(zoo_runs, peer_runs)]
+    result = {
+        "recipe": args.recipe, "overrides": args.set, "epochs": args.epochs, "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "matmul_gflops": {"before": round(rate_before, 1), "after": round(rate_after, 1)},
+        "train_flops_per_example": flops,
+        "peer": {"samples_per_s_median": round(peer_sps), "runs": peer_runs},
+        "zoo": {"samples_per_s_median": round(zoo_sps), "runs": zoo_runs},
+        "ratio_of_medians": round(zoo_sps / peer_sps, 2),
+        "ratio_per_round": [round(x, 2) for x in paired],
+        "zoo_gflops": round(zoo_sps * flops / 1e9, 1),
+        "peer_gflops": round(peer_sps * flops / 1e9, 1),
+        "zoo_fraction_of_matmul": round(zoo_sps * flops / 1e9 / rate, 3),
+        "peer_fraction_of_matmul": round(peer_sps * flops / 1e9 / rate, 3),
+        "nll_check": {"k": args.k, "n_test": args.ntest,
+                      "peer": [r.get("test_nll") for r in peer_runs], "zoo": [r.get("test_nll") for r in zoo_runs]},
+    }
+    print("| | samples/s (median) | runs | GFLOP/s | fraction of matmul rate | test NLL (k={}, n={}) |".format(
+        args.k, args.ntest))
+    print("|---|---|---|---|---|---|")
+    for name, runs, sps in (("peer", peer_runs, peer_sps), ("zoo", zoo_runs, zoo_sps)):
+        each = ", ".join(f"{r['samples_per_s']:.0f}" for r in runs)
+        nlls = ", ".join(str(r.get("test_nll")) for r in runs)
+        print(f"| {name} | {sps:.0f} | {each} | {sps * flops / 1e9:.1f} | {sps * flops / 1e9 / rate:.0%} | {nlls} |")
+    print(f"\nzoo / peer: {zoo_sps / peer_sps:.2f}× (per round: {', '.join(f'{x:.2f}' for x in paired)}); "
+          f"matmul rate {rate:.1f} GFLOP/s (before {rate_before:.1f}, after {rate_after:.1f}); "
+          f"{flops / 1e6:.2f} MFLOP per training example; load average now {os.getloadavg()[0]:.1f}")
+    print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
