@@ -21,6 +21,7 @@ from conftest import tiny_images, tiny_params
 
 import zoo
 from zoo import loop as zloop
+from zoo import trainer as ztrainer
 
 FAMILY = "stacked"
 
@@ -55,7 +56,8 @@ def _initial_weights():
 
 STRATEGIES = {
     "default": lambda: tf.distribute.get_strategy(),
-    "mirrored": lambda: tf.distribute.MirroredStrategy([d.name for d in _cpus()[:2]]),
+    # The process's one mirrored strategy: a second one over the same CPUs collides with it.
+    "mirrored": lambda: ztrainer.make_strategy("mirrored"),
 }
 
 
@@ -103,7 +105,7 @@ def test_custom_loop_validation_and_early_stopping_match_fit():
 
     reference = _model(tf.distribute.get_strategy(), initial)
     expected = reference.fit(train_data(), validation_data=val_data(), epochs=5, callbacks=[stopper()], verbose=0)
-    strategy = tf.distribute.MirroredStrategy([d.name for d in _cpus()[:2]])
+    strategy = ztrainer.make_strategy("mirrored")
     model = _model(strategy, initial)
     history = zloop.fit_custom_loop(model, strategy, zloop.shard_global_batches(train_data), epochs=5,
                                     steps_per_epoch=3, callbacks=[stopper()],
@@ -118,7 +120,7 @@ def test_custom_loop_validation_and_early_stopping_match_fit():
 
 
 def test_batch_that_does_not_split_over_the_replicas_is_refused():
-    strategy = tf.distribute.MirroredStrategy([d.name for d in _cpus()[:2]])
+    strategy = ztrainer.make_strategy("mirrored")
     with pytest.raises(ValueError, match="batch_size 7 does not split evenly over 2 replicas"):
         zloop.check_global_batch(7, strategy)
 
