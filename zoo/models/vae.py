@@ -198,9 +198,9 @@ class VariationalAutoencoder(Autoencoder):
     def _terms(self, x, outputs, with_log_weights: bool = True):
         """Per-example −E_q[log p(x|z)], KL(q‖p) and log-weights (k, B) (None if not asked for).
 
-        For the normal prior the KL is analytic, ½·Σ_d (μ_d² + σ_d² − 1 − log σ_d²), the closed form
-        `tfd.kl_divergence` gives for two diagonal Gaussians; otherwise it is the Monte Carlo
-        estimate E_q[log q(z|x) − log p(z)] over the k samples.
+        For the normal prior the KL is analytic, `tfd.kl_divergence(q, p)` (for two diagonal
+        Gaussians ½·Σ_d (μ_d² + σ_d² − 1 − log σ_d²)); otherwise it is the Monte Carlo estimate
+        E_q[log q(z|x) − log p(z)] over the k samples.
         """
         loc, scale, eps = outputs["loc"], outputs["scale"], outputs["eps"]
         k = ops.shape(eps)[0]
@@ -208,7 +208,7 @@ class VariationalAutoencoder(Autoencoder):
         reconstruction = -ops.mean(log_px_z, axis=0)
         log_w = None
         if self.prior_name == "normal":
-            kl = 0.5 * ops.sum(ops.square(loc) + ops.square(scale) - 1.0 - 2.0 * ops.log(scale), axis=-1)
+            kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale), self.prior())
             if with_log_weights:
                 log_w = log_px_z + self._log_pz(loc + scale * eps) - self._log_qz(scale, eps)
         else:
