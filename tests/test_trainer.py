@@ -205,3 +205,14 @@ def test_binarized_test_set_is_fixed():
     first, second = trainer.load_data(recipe)[2], trainer.load_data(recipe)[2]
     assert set(np.unique(first[:100])) <= {0.0, 1.0}
     np.testing.assert_array_equal(first[:100], second[:100])
+
+
+def test_resume_check_compares_recipes_not_text():
+    recipe = zoo.load_recipe("stacked")
+    saved = recipe.to_toml()
+    older = "\n".join(line for line in saved.splitlines() if not line.startswith("max_minutes"))  # a field added later
+    assert trainer._same_training(older, recipe)
+    assert trainer._same_training(saved, recipe.replace("train", epochs=99, strategy="mirrored"))
+    assert not trainer._same_training(saved, recipe.replace("model", code_size=7))
+    assert not trainer._same_training(saved, recipe.replace("train", learning_rate=0.5))
+    assert not trainer._same_training("not = [toml", recipe)

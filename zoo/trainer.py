@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import keras
@@ -29,7 +30,7 @@ import tensorflow as tf
 from zoo import data as zdata
 from zoo import loop as zloop
 from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget, pid_alive
-from zoo.config import Recipe
+from zoo.config import Recipe, parse_recipe
 from zoo.io import atomic_path, write_json, write_text
 
 STRATEGIES = {}
@@ -115,8 +116,6 @@ def early_strategy(recipe_path, overrides=()) -> None:
     strategy must configure that runtime first. This reads only the recipe's `train.strategy`
     (with `overrides`), without validating the recipe.
     """
-    import tomllib
-
     from zoo.config import apply_override, resolve_recipe_path
 
     try:
@@ -220,17 +219,36 @@ def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
         previous = (run_dir / "recipe.toml").read_text() if (run_dir / "recipe.toml").is_file() else None
         if overwrite:
             shutil.rmtree(run_dir)
-        elif previous is not None and _without_length(previous) != _without_length(recipe.to_toml()):
+        elif previous is not None and not _same_training(previous, recipe):
             raise ValueError(f"{run_dir} holds a run of a different recipe: pass --overwrite to replace it, "
                              f"or --out for another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
-def _without_length(toml_text: str) -> str:
-    # A resumed run may ask for more epochs, another strategy, loop or time budget; everything else must match.
-    ignore = ("epochs =", "steps_per_epoch =", "strategy =", "loop =", "max_minutes =")
-    return "\n".join(line for line in toml_text.splitlines() if not line.startswith(ignore))
+# What a resumed run may change; everything else must match the run it continues.
+RESUMABLE_CHANGES = ("epochs", "steps_per_epoch", "strategy", "loop", "max_minutes")
+
+
+def _same_training(previous_toml: str, recipe: Recipe) -> bool:
+    """Whether a run's saved recipe.toml describes the same training as `recipe`.
+
+    Both are compared as validated recipes, so a field added to the configs since the run was
+    made compares as its default instead of as a missing line.
+    """
+    try:
+        previous = parse_recipe(tomllib.loads(previous_toml), "recipe.toml")
+    except (tomllib.TOMLDecodeError, ValueError):
+        return False
+
+    def essentials(r: Recipe) -> dict:
+        data = r.to_dict()
+        data.pop("description", None)
+        for key in RESUMABLE_CHANGES:
+            data["train"].pop(key)
+        return data
+
+    return essentials(previous) == essentials(recipe)
 
 
 def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoint, timer: EpochTimer,
