@@ -134,6 +134,7 @@ def test_out_of_range(tmp_path, text, key):
     ('[model]\nfamily = "basic"\n[train]\noptimizer = "adagrad"\n', "train.optimizer", "adam"),
     ('[model]\nfamily = "basic"\n[data]\ndataset = "imagenet"\n', "data.dataset", "fashion_mnist"),
     ('[model]\nfamily = "denoising"\n[model.noise]\nkind = "blur"\n', "model.noise.kind", "masking"),
+    ('[model]\nfamily = "denoising"\n[model.noise]\nkind = "masking"\nstdev = 0.1\n', "model.noise.stdev", "rate"),
 ])
 def test_bad_choice_lists_the_allowed_values(tmp_path, text, key, allowed):
     path = write(tmp_path, text)

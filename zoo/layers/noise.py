@@ -32,6 +32,11 @@ def make_noise(spec: dict) -> keras.layers.Layer:
     spec = dict(spec)
     kind = spec.pop("kind", None)
     check_choice("kind", kind, sorted(NOISES))
+    allowed = ("kind", *NOISES[kind]._params, "seed")
+    unknown = sorted(set(spec) - set(allowed))
+    if unknown:
+        raise ValueError(f"{unknown[0]} must be a parameter of {kind} noise ({', '.join(allowed)}). "
+                         f"Received: {unknown[0]}={spec[unknown[0]]!r}")
     return NOISES[kind](**spec)
 
 
