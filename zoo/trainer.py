@@ -353,7 +353,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             if initial_epoch < train.epochs:
                 model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=train.steps_per_epoch or None, validation_data=val,
-                          callbacks=callbacks, verbose=verbose)
+                          callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
             wall = time.perf_counter() - start
         rows = checkpoint.rows
         run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss)
