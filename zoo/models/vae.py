@@ -263,17 +263,12 @@ class VariationalAutoencoder(Autoencoder):
         Returns:
             A float64 numpy array of shape (N,).
         """
-        check_range("num_samples", num_samples, 1)
-        x = np.asarray(x, dtype="float32")
-        out = []
-        for start in range(0, len(x), batch_size):
-            xb = tf.constant(x[start: start + batch_size])
-            chunks = [self._log_weight_chunk(xb, tf.constant(min(chunk, num_samples - done)))
-                      for done in range(0, num_samples, chunk)]
-            log_w = tf.concat(chunks, axis=0).numpy().astype("float64")
-            peak = log_w.max(axis=0)
-            out.append(peak + np.log(np.exp(log_w - peak).mean(axis=0)))
-        return np.concatenate(out)
+        from zoo.estimators import importance_sampled_log_likelihood
+
+        log_px, _ = importance_sampled_log_likelihood(lambda xb, n, seed: self._log_weight_chunk(xb, n),
+                                                      np.asarray(x, dtype="float32"), num_samples,
+                                                      batch_size=batch_size, chunk=chunk)
+        return log_px
 
     def sample(self, n: int, seed: int = 0):
         """n draws of the mean of p(x|z), z ~ p(z), deterministic given the seed."""
