@@ -203,18 +203,18 @@ class VariationalAutoencoder(Autoencoder):
         E_q[log q(z|x) − log p(z)] over the k samples.
         """
         loc, scale, eps = outputs["loc"], outputs["scale"], outputs["eps"]
-        k = ops.shape(eps)[0]
-        log_px_z = self._log_px_z(x, ops.reshape(outputs["logits"], (k,) + tuple(ops.shape(x))))
-        reconstruction = -ops.mean(log_px_z, axis=0)
         log_w = None
+        if with_log_weights or self.prior_name != "normal":
+            log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, outputs["logits"])
+            log_w = log_px_z + log_pz - log_qz
+        else:  # the ELBO step with an analytic KL needs only log p(x|z)
+            k = ops.shape(eps)[0]
+            log_px_z = self._log_px_z(x, ops.reshape(outputs["logits"], (k,) + tuple(ops.shape(x))))
+        reconstruction = -ops.mean(log_px_z, axis=0)
         if self.prior_name == "normal":
             kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale), self.prior())
-            if with_log_weights:
-                log_w = log_px_z + self._log_pz(loc + scale * eps) - self._log_qz(scale, eps)
         else:
-            log_pz, log_qz = self._log_pz(loc + scale * eps), self._log_qz(scale, eps)
             kl = ops.mean(log_qz - log_pz, axis=0)
-            log_w = log_px_z + log_pz - log_qz
         return reconstruction, kl, log_w
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
