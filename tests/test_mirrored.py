@@ -15,6 +15,7 @@ from keras import ops
 
 import zoo
 from zoo import trainer
+from zoo.optimizers import FusedAdam
 
 GLOBAL_BATCH = 8
 
@@ -65,7 +66,8 @@ def _one_step(strategy, family, params, weights, x, optimizer):
     return [np.asarray(w) for w in model.get_weights()]
 
 
-OPTIMIZERS = {"sgd": lambda: keras.optimizers.SGD(learning_rate=0.5), "adam": lambda: keras.optimizers.Adam(0.01)}
+OPTIMIZERS = {"sgd": lambda: keras.optimizers.SGD(learning_rate=0.5), "adam": lambda: keras.optimizers.Adam(0.01),
+              "fused_adam": lambda: FusedAdam(0.01)}
 
 
 CASES = [(family, {}) for family in zoo.list_models()] + [
@@ -104,9 +106,37 @@ def test_two_replicas_sgd_step_like_one_device(family, extra, mirrored):
     _check_same_step(family, extra, "sgd", mirrored)
 
 
-def test_two_replicas_adam_step_like_one_device(mirrored):
-    # Adam's first step is nearly scale-free (SGD above is the sharper check); this covers its state.
-    _check_same_step("sparse", {}, "adam", mirrored)
+@pytest.mark.parametrize("optimizer", ["adam", "fused_adam"])
+def test_two_replicas_adam_step_like_one_device(optimizer, mirrored):
+    # Adam's first step is nearly scale-free (SGD above is the sharper check); this covers its state,
+    # and that the fused kernel updates each replica's copy of the variables.
+    _check_same_step("sparse", {}, optimizer, mirrored)
+
+
+def test_fused_adam_keeps_every_replica_copy_in_step(mirrored):
+    """Several FusedAdam steps on two replicas: each replica's copy of every weight and slot is
+    updated once per step by its own kernel, so the copies agree and equal a one-device run."""
+    x = tiny_images(4 * GLOBAL_BATCH, seed=4)
+    params = _params("stacked", {})
+
+    def train(strategy):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = zoo.build("stacked", **params)
+            model(x[:1])
+            model.compile(optimizer=FusedAdam(0.01))
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(GLOBAL_BATCH), epochs=1, shuffle=False, verbose=0)
+        return model
+
+    single = train(tf.distribute.OneDeviceStrategy(_cpus()[0].name))
+    double = train(mirrored)
+    assert int(np.asarray(double.optimizer.iterations.value.read_value())) == 4
+    for var in double.weights + double.optimizer.variables:
+        copies = [np.asarray(c) for c in mirrored.experimental_local_results(var.value)]
+        assert len(copies) == 2
+        np.testing.assert_array_equal(copies[0], copies[1], err_msg=var.path)
+    for a, b, var in zip(single.get_weights(), double.get_weights(), double.weights):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0, err_msg=var.path)
 
 
 def test_sparse_penalty_uses_the_global_batch(mirrored):

@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from zoo.config import Recipe, RecipeError, list_recipes, load_recipe  # noqa: E402
 from zoo.registry import build, list_models, register  # noqa: E402
 import zoo.models  # noqa: E402,F401  (registers the families, so .keras files load after `import zoo`)
+import zoo.optimizers  # noqa: E402,F401  (registers FusedAdam, the optimizer saved with compiled models)
 
 __version__ = "0.1.0"
 
