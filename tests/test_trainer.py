@@ -200,6 +200,18 @@ def test_fit_under_the_mirrored_strategy(tmp_path):
     assert np.isfinite(run.metrics["loss"])
 
 
+def test_several_steps_per_execution_on_two_replicas_take_the_custom_loop(tmp_path):
+    # Keras's Model.fit fails here (keras-team/keras#19246); "auto" trains with the custom loop instead.
+    recipe = tiny_recipe(epochs=2, strategy="mirrored", steps_per_execution=2)
+    run = recipe.fit(out=tmp_path / "run", verbose=0)
+    assert run.metrics["finished"] and np.isfinite(run.metrics["loss"])
+    assert [row["epoch"] for row in read_history(tmp_path / "run")] == ["1", "2"]
+    with pytest.raises(ValueError, match="loop 'fit' fails with steps_per_execution > 1 on 2 replicas"):
+        recipe.replace("train", loop="fit").fit(out=tmp_path / "fit", verbose=0)
+    # On one replica the same recipe keeps Model.fit.
+    assert trainer.use_custom_loop(recipe.train, trainer.make_strategy("one_device")) is False
+
+
 def test_binarized_test_set_is_fixed():
     recipe = tiny_recipe().replace("data", binarize="dynamic")
     first, second = trainer.load_data(recipe)[2], trainer.load_data(recipe)[2]

@@ -270,6 +270,20 @@ def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoin
     return callbacks
 
 
+def use_custom_loop(train, strategy) -> bool:
+    """Whether `train.loop` runs `zoo.loop.fit_custom_loop` (True) or Keras's `Model.fit` (False).
+
+    "auto" takes the custom loop where `Model.fit` fails: under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585), and with `steps_per_execution` > 1 on more than one replica,
+    where Keras's multi-step loop asks for an unfed placeholder (keras-team/keras#19246).
+    """
+    several_steps = train.steps_per_execution > 1 and strategy.num_replicas_in_sync > 1
+    if train.loop == "fit" and several_steps:
+        raise ValueError(f"loop 'fit' fails with steps_per_execution > 1 on {strategy.num_replicas_in_sync} replicas "
+                         "(keras-team/keras#19246): use loop = \"auto\" or \"custom\", or steps_per_execution = 1")
+    return train.loop == "custom" or (train.loop == "auto" and (zloop.is_multi_worker(strategy) or several_steps))
+
+
 def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = False, verbose="auto") -> Run:
     """Trains `recipe` and writes its run directory.
 
@@ -293,7 +307,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
     try:
         # The strategy comes first: a multi-worker strategy must exist before TensorFlow runs anything.
         strategy = make_strategy(train.strategy)
-        custom = train.loop == "custom" or (train.loop == "auto" and zloop.is_multi_worker(strategy))
+        custom = use_custom_loop(train, strategy)
         if zloop.is_chief(strategy):
             run_dir = prepare_run_dir(recipe, out, resume, overwrite)
         else:
