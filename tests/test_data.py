@@ -180,6 +180,18 @@ def test_shuffle_is_deterministic_and_reshuffles(x):
     assert not np.array_equal(a1, c1)
 
 
+def test_repeated_shuffle_makes_each_pass_a_new_permutation(x):
+    batches = [b.numpy() for b in data.make_dataset(x, batch_size=100, seed=7, repeat=True).take(12)]
+    assert [len(b) for b in batches] == [100] * 12
+    passes = [np.concatenate(batches[:6]), np.concatenate(batches[6:])]
+    for one_pass in passes:  # every example exactly once per pass
+        np.testing.assert_array_equal(np.sort(one_pass.reshape(600, -1), axis=0), np.sort(x.reshape(600, -1), axis=0))
+    assert not np.array_equal(passes[0], passes[1])
+    dropped = [b.numpy() for b in data.make_dataset(x, batch_size=64, seed=7, drop_remainder=True)]
+    assert [len(b) for b in dropped] == [64] * 9
+    assert len(np.unique(np.concatenate(dropped).reshape(576, -1), axis=0)) == 576  # no example twice
+
+
 def test_dynamic_binarization(x):
     a1, a2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))
     b1, b2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))

@@ -208,19 +208,23 @@ def binarize_static(x: np.ndarray, seed: int) -> np.ndarray:
     return (rng.random(np.shape(x)) < x).astype(np.float32)
 
 
-def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", cache=True,
-                 drop_remainder=False, repeat=False) -> tf.data.Dataset:
+def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_remainder=False,
+                 repeat=False) -> tf.data.Dataset:
     """Builds a batched tf.data pipeline of inputs only (the target is the input).
+
+    The images stay in memory as one tensor and every element of the pipeline is a whole batch:
+    a shuffled pass draws one seeded permutation of the row indices and gathers each batch's
+    rows with one op, instead of shuffling and batching example by example (which cost about a
+    tenth of the CPU time of a reference-VAE training step on two cores).
 
     Args:
         x: Images, float in [0, 1].
         batch_size: Examples per batch, >= 1.
-        shuffle: Reshuffle the whole set every epoch.
+        shuffle: A new permutation of the whole set every pass (every epoch, every iterator).
         seed: Makes shuffling and binarization reproducible.
         binarize: "none", "static" (sampled once) or "dynamic" (resampled per batch and epoch).
-        cache: Cache elements in memory before shuffling.
         drop_remainder: Drop the last partial batch.
-        repeat: Repeat forever.
+        repeat: Repeat forever (each pass reshuffled).
 
     Returns:
         A dataset yielding float32 batches of x (Keras then calls compute_loss with y=None).
@@ -236,24 +240,36 @@ def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", cache=
     x = np.asarray(x, dtype=np.float32)
     if binarize == "static":
         x = binarize_static(x, seed)
-    ds = tf.data.Dataset.from_tensor_slices(x)
-    if cache:
-        ds = ds.cache()
+    n, size = len(x), int(batch_size)
+    images = tf.constant(x)
+    starts = tf.data.Dataset.range(0, n - size + 1 if drop_remainder else n, size)  # first row of each batch
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+        # Dataset.random draws a new stream for every iterator, deterministic given the seed:
+        # one stateless key per pass, so each epoch has its own permutation, the same ones for
+        # the same seed. The key's second word differs from the binarization keys' below.
+        def one_pass(key):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([key, tf.constant(-1 - seed, tf.int64)]))
+            return starts.map(lambda a: order[a:a + size])
+
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        batches = (keys if repeat else keys.take(1)).flat_map(one_pass)
+    else:
+        batches = starts.repeat() if repeat else starts
+
+    def rows(item):  # a batch's images: item holds its row indices (shuffled) or its first row
+        return tf.gather(images, item) if shuffle else images[item:item + size]
+
     if binarize == "dynamic":
-        # A seeded random stream that restarts differently each epoch gives
-        # every batch its own stateless seed: fresh samples per batch and
-        # epoch, yet the same sequence for the same seed.
-        def sample(xb, s):
-            pair = tf.stack([s, tf.constant(seed, tf.int64)])
-            u = tf.random.stateless_uniform(tf.shape(xb), seed=pair)
+        # Every batch gets its own stateless key from a seeded stream that restarts differently
+        # for each iterator: fresh samples per batch and epoch, the same sequence for the same seed.
+        def sample(item, key):
+            xb = rows(item)
+            u = tf.random.stateless_uniform(tf.shape(xb), seed=tf.stack([key, tf.constant(seed, tf.int64)]))
             return tf.cast(u < xb, tf.float32)
 
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if repeat:
-        ds = ds.repeat()
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((batches, keys)).map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = batches.map(rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
