@@ -5,7 +5,6 @@ two logical CPU devices, so `tf.distribute.MirroredStrategy` can run two replica
 without GPUs (tests/test_mirrored.py).
 """
 
-import inspect
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,12 +38,12 @@ TINY_CODE = 4
 
 def accepts(family: str, argument: str) -> bool:
     """Whether the constructor of `family` takes `argument`."""
-    return argument in inspect.signature(zoo.registry.get(family).__init__).parameters
+    return argument in zoo.registry.hyperparameters(family)
 
 
 def tiny_params(family: str, **overrides) -> dict:
     """Small hyperparameters for any registered family: only the arguments its constructor takes."""
-    accepted = inspect.signature(zoo.registry.get(family).__init__).parameters
+    accepted = zoo.registry.hyperparameters(family)
     params = {"input_shape": TINY_SHAPE, "code_size": TINY_CODE}
     if "hidden" in accepted:
         params["hidden"] = [16]

@@ -20,6 +20,12 @@ def test_unknown_family_lists_the_known_ones():
         zoo.build("vea")
 
 
+def test_an_argument_the_family_does_not_take_is_refused():
+    with pytest.raises(ValueError, match=r"^Unknown argument 'hidden' for model 'basic'\. Allowed: input_shape, code_size"):
+        zoo.build("basic", hidden=[16])
+    assert zoo.build("basic", code_size=3, name="named").name == "named"  # Keras's own arguments pass
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_config_round_trip(family, images):
     model = build_tiny(family)

@@ -283,8 +283,7 @@ def _model_from(values: dict, input_shape, where: str) -> ModelConfig:
         cls = registry.get(family)
     except ValueError as e:
         raise RecipeError(f"{where}: model.family: {e}") from None
-    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                if p.kind is p.POSITIONAL_OR_KEYWORD and name != "self"}
+    defaults = registry.hyperparameters(family)
     if "input_shape" in values and tuple(values["input_shape"]) != tuple(input_shape):
         raise RecipeError(f"{where}: model.input_shape {list(values['input_shape'])} does not match the data's "
                           f"{list(input_shape)}")

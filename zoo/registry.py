@@ -9,7 +9,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import inspect
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T", bound=type)
 
@@ -43,9 +44,29 @@ def get(name: str) -> type:
     return _MODELS[name]
 
 
-def build(name: str, **hparams):
-    """Builds a registered family from its hyperparameters (its constructor arguments)."""
-    return get(name)(**hparams)
+# Arguments every Keras model takes besides its own hyperparameters.
+KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
+
+
+def hyperparameters(name: str) -> dict[str, Any]:
+    """A family's hyperparameters and their defaults: its constructor's named arguments."""
+    return {key: p.default for key, p in inspect.signature(get(name).__init__).parameters.items()
+            if p.kind is p.POSITIONAL_OR_KEYWORD and key != "self"}
+
+
+def build(family: str, /, **hparams):
+    """Builds a registered family from its hyperparameters (its constructor arguments).
+
+    Raises:
+        ValueError: an unknown family, or an argument the family does not take (rather than
+            silently ignoring it), naming what is allowed.
+    """
+    known = hyperparameters(family)
+    for key in hparams:
+        if key not in known and key not in KERAS_MODEL_ARGUMENTS:
+            raise ValueError(f"Unknown argument '{key}' for model '{family}'. "
+                             f"Allowed: {', '.join([*known, *KERAS_MODEL_ARGUMENTS])}")
+    return get(family)(**hparams)
 
 
 def _load_builtin() -> None:
