@@ -390,6 +390,19 @@ def test_an_export_interrupted_before_the_rename_leaves_nothing(tmp_path, monkey
     assert versions(tmp_path / "basic") == ["1"]  # no version 2, no temporary directory
 
 
+def test_the_temporary_directory_of_a_killed_exporter_is_removed_by_the_next_export(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    model_dir = tmp_path / "basic"
+    stale = model_dir / f".tmp-export-{dead.pid}-0123abcd"  # what a kill -9 mid-export leaves
+    live = model_dir / f".tmp-export-{os.getpid()}-feedbeef"  # an export in progress in a live process
+    for directory in (stale, live):
+        (directory / "variables").mkdir(parents=True)
+        (directory / "saved_model.pb").write_bytes(b"partial")
+    assert zoo.export(tiny_model(), base=tmp_path) == [model_dir / "1"]
+    assert not stale.exists() and live.is_dir()
+
+
 def test_runner_reads_a_saved_model(tmp_path, images):
     model = tiny_model("denoising")
     (path,) = zoo.export(model, base=tmp_path, name="dae")

@@ -131,17 +131,6 @@ class EpochTimer(keras.callbacks.Callback):
         return self.times[1:] if len(self.times) > 1 else self.times
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (used to tell a live run from a dead one)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class TimeBudget(keras.callbacks.Callback):
     """Stops training before the session's wall time exceeds `minutes`.
 

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.io import remove_dead_temporaries
+
 FORMATS = ("saved_model", "tflite", "onnx", "all")
 QUANTIZATIONS = ("none", "float16", "dynamic_int8", "int8", "all")
 INFERENCE_SIGNATURES = ("serving_default", "encode", "decode")
@@ -381,17 +383,22 @@ def next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
+TEMP_PREFIX = ".tmp-export-"
+
+
 def write_saved_model(source: Source, base: Path, examples=None) -> Path:
     """Writes the next SavedModel version of `source` under `base/<name>/`; returns its directory.
 
-    The version is built in `base/<name>/.tmp-…` (TF Serving only looks at integer names) and
-    renamed into place; on any failure the temporary directory is removed and no version is left.
+    The version is built in `base/<name>/.tmp-export-<pid>-…` (TF Serving only looks at integer
+    names) and renamed into place; on any failure the temporary directory is removed and no
+    version is left. Temporary directories of exporters that were killed are removed first.
     """
     import tensorflow as tf
 
     model_dir = base / source.name
     model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / f".tmp-export-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_dead_temporaries(model_dir, TEMP_PREFIX)  # what an exporter killed mid-write left behind
+    tmp = model_dir / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         write_signatures(source.model, tmp)
         warmup = tmp / WARMUP_FILE

@@ -1,10 +1,16 @@
-"""Atomic file writes: a reader never sees a half-written file, even after a kill."""
+"""Atomic file writes: a reader never sees a half-written file, even after a kill.
+
+Temporaries carry the writer's process id right after their prefix (`.tmp<pid>.<name>`,
+`.tmp-export-<pid>-<hex>`), so the leftovers of a killed writer can be told from the work of a
+live one and removed (`remove_dead_temporaries`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 
@@ -35,3 +41,34 @@ def write_text(path, text: str) -> None:
 def write_json(path, data) -> None:
     """Writes `data` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (used to tell a live run from a dead one)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(directory, prefix: str) -> list[Path]:
+    """Deletes the entries of `directory` named `<prefix><pid>…` whose process is gone; returns them.
+
+    A temporary file or directory a killed writer left behind is removed; one a live process
+    is still writing is kept.
+    """
+    directory = Path(directory)
+    removed = []
+    for entry in directory.glob(f"{prefix}*") if directory.is_dir() else ():
+        digits = entry.name[len(prefix):]
+        digits = digits[:len(digits) - len(digits.lstrip("0123456789"))]
+        if digits and not pid_alive(int(digits)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -29,9 +29,9 @@ import tensorflow as tf
 
 from zoo import data as zdata
 from zoo import loop as zloop
-from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget, pid_alive
+from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
 from zoo.config import Recipe, parse_recipe
-from zoo.io import atomic_path, write_json, write_text
+from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
 from zoo.optimizers import FusedAdam
 
 STRATEGIES = {}
@@ -386,10 +386,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
 def remove_stale_temp_files(run_dir: Path) -> None:
     """Deletes temporary files a killed process left behind (`zoo.io.atomic_path` names them .tmp<pid>.*)."""
     for directory in (run_dir, run_dir / "checkpoints"):
-        for tmp in directory.glob(".tmp*.*") if directory.is_dir() else ():
-            pid = tmp.name[4:].split(".", 1)[0]
-            if pid.isdigit() and not pid_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
+        remove_dead_temporaries(directory, ".tmp")
 
 
 def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTimer, steps: int, wall: float,
