@@ -254,7 +254,7 @@ def _same_training(previous_toml: str, recipe: Recipe) -> bool:
 
 
 def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoint, timer: EpochTimer,
-                   monitor: str, verbose) -> list:
+                   monitor: str) -> list:
     """The callbacks of a run; shared by `fit` and the custom distributed loop."""
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -329,7 +329,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             initial_epoch = zloop.sync_from_chief(strategy, model, initial_epoch)
         timer = EpochTimer()
         monitor = "val_loss" if x_val is not None else "loss"
-        callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor, verbose)
+        callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor)
         for callback in callbacks:
             if isinstance(callback, BestModelCheckpoint):
                 # A resumed run only replaces best.keras with a model better than all earlier epochs.
