@@ -23,8 +23,9 @@ def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, bat
     the same numbers.
 
     Args:
-        log_weight_fn: (x_batch, n, seed) → log w of shape (n, B), e.g. built from
-            `log_importance_weights` (see `vae_log_weight_fn`).
+        log_weight_fn: (x_batch, n, seed) → log w of shape (n, B), e.g.
+            `VariationalAutoencoder.log_importance_weights`, or `zoo.evaluate.log_importance_weights`
+            for any TFP proposal, prior and likelihood.
         x: examples, shape (N, ...).
         num_samples: k ≥ 1.
         batch_size: examples per call.

@@ -246,28 +246,37 @@ class VariationalAutoencoder(Autoencoder):
         return -(reconstruction + kl)
 
     @tf.function(reduce_retracing=True)
-    def _log_weight_chunk(self, x, num):
+    def log_importance_weights(self, x, num, seed=None):
+        """log w_i = log p_θ(x|z_i) + log p(z_i) − log q_φ(z_i|x), z_i = μ + σ ⊙ ε_i, shape (num, B).
+
+        Args:
+            x: a batch of B examples.
+            num: samples per example (an int or a scalar int32 tensor).
+            seed: a stateless seed (int32, shape (2,)) for reproducible evaluation: ε_i are then
+                `tf.random.stateless_normal` draws. None draws them from the model's SeedGenerator.
+        """
         loc, scale = self._posterior_params(x)
-        eps = self._epsilon((num, ops.shape(loc)[0], self.code_size))
+        shape = (num, ops.shape(loc)[0], self.code_size)
+        eps = self._epsilon(shape) if seed is None else tf.random.stateless_normal(shape, seed=seed)
         logits = self.decoder(ops.reshape(loc + scale * eps, (-1, self.code_size)))
         log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, logits)
         return log_px_z + log_pz - log_qz
 
-    def log_likelihood(self, x, num_samples: int = 1000, batch_size: int = 100, chunk: int = 100):
+    def log_likelihood(self, x, num_samples: int = 1000, batch_size: int = 100, chunk: int = 100, seed: int = 0):
         """Importance-sampled log p(x) per example, in nats.
 
         log p(x) ≈ log (1/k)·Σ_{i=1}^{k} p(x, z_i)/q(z_i|x), z_i ~ q(z|x), computed with
         logsumexp. Examples go in batches of `batch_size` and samples in chunks of `chunk`, so
-        memory stays at batch_size·chunk decoder outputs whatever k is.
+        memory stays at batch_size·chunk decoder outputs whatever k is. The samples are
+        stateless draws derived from `seed`: the same call gives the same numbers.
 
         Returns:
             A float64 numpy array of shape (N,).
         """
         from zoo.estimators import importance_sampled_log_likelihood
 
-        log_px, _ = importance_sampled_log_likelihood(lambda xb, n, seed: self._log_weight_chunk(xb, n),
-                                                      np.asarray(x, dtype="float32"), num_samples,
-                                                      batch_size=batch_size, chunk=chunk)
+        log_px, _ = importance_sampled_log_likelihood(self.log_importance_weights, np.asarray(x, dtype="float32"),
+                                                      num_samples, batch_size=batch_size, chunk=chunk, seed=seed)
         return log_px
 
     def sample(self, n: int, seed: int = 0):
