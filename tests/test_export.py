@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import accepts, build_tiny, tiny_images
+from conftest import accepts, build_tiny
 
 import zoo
 from zoo.cli import main

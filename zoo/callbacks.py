@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 
