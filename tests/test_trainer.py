@@ -208,6 +208,7 @@ def test_several_steps_per_execution_on_two_replicas_take_the_custom_loop(tmp_pa
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == ["1", "2"]
     with pytest.raises(ValueError, match="loop 'fit' fails with steps_per_execution > 1 on 2 replicas"):
         recipe.replace("train", loop="fit").fit(out=tmp_path / "fit", verbose=0)
+    assert not (tmp_path / "fit").exists()  # refused before anything is written
     # On one replica the same recipe keeps Model.fit.
     assert trainer.use_custom_loop(recipe.train, trainer.make_strategy("one_device")) is False
 
