@@ -10,7 +10,7 @@ over the executor's compute threads. Durations are thread time, not wall time: t
 side by side on the two cores both count. Ops are grouped into matmuls, the optimizer update,
 random draws and the rest (element-wise math, reductions, metrics). The input pipeline, which
 runs on tf.data's own threads, is measured apart: the process CPU time to produce a batch with
-the dataset consumed alone. Prints a markdown table and one JSON line.
+the dataset consumed alone, in steady state (without the iterator's start-up). Prints a markdown table and one JSON line.
 """
 
 from __future__ import annotations
@@ -64,19 +64,23 @@ def op_times(logdir: str) -> collections.Counter:
     return ops
 
 
-def pipeline_cpu_ms_per_batch(ds, batches: int) -> float:
-    """CPU time (all threads of the process) to produce one batch, the dataset consumed in C++ alone."""
+def pipeline_cpu_ms_per_batch(ds, batches: int, warmup: int = 20) -> float:
+    """CPU time (all threads of the process) to produce one batch in steady state, the dataset
+    consumed in C++ alone: the cost of `warmup + batches` batches minus that of `warmup`, which
+    takes the iterator's start-up (permutation, buffers) out of the figure."""
     import resource
 
     import tensorflow as tf
 
-    def cpu():
+    def cpu_seconds(n):
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
+        start = usage.ru_utime + usage.ru_stime
+        float(ds.take(n).reduce(tf.constant(0.0), lambda total, batch: total + batch[0, 0, 0, 0]))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime - start
 
-    start = cpu()
-    float(ds.take(batches).reduce(tf.constant(0.0), lambda total, batch: total + batch[0, 0, 0, 0]))
-    return (cpu() - start) / batches * 1e3
+    cpu_seconds(warmup)  # traces the reduce function once
+    return max(0.0, cpu_seconds(warmup + batches) - cpu_seconds(warmup)) / batches * 1e3
 
 
 def main(argv=None) -> dict:
