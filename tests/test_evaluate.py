@@ -14,10 +14,30 @@ from scipy.stats import multivariate_normal
 import zoo
 from zoo.data import Arrays
 from zoo.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, importance_sampled_log_likelihood,
-                          knn_accuracy, linear_probe, log_importance_weights, prepare_data, psnr,
-                          reconstruction_metrics, vae_log_weight_fn)
+                          knn_accuracy, linear_probe, prepare_data, psnr,
+                          reconstruction_metrics)
 
 tfd = tfp.distributions
+
+
+def log_importance_weights(x, proposal, prior, likelihood_fn, num, seed):
+    """Any TFP model's importance log-weights, written independently of the VAE's own:
+    log w_i = log p(x | z_i) + log p(z_i) − log q(z_i | x) for z_i ~ q, shape (num, B).
+
+    Args:
+        x: a batch of B examples.
+        proposal: q(z | x), a `tfd.Distribution` with batch shape (B,) and event shape (d,).
+        prior: p(z), event shape (d,).
+        likelihood_fn: z of shape (n, d) → p(x | z), a distribution with batch shape (n,) and the
+            event shape of one example.
+        num: samples per example (a scalar, possibly a tensor).
+        seed: a stateless seed, an int32 tensor of shape (2,).
+    """
+    z = proposal.sample(num, seed=seed)
+    shape = tf.shape(x)
+    x_rep = tf.reshape(tf.broadcast_to(x[None], tf.concat([[num], shape], 0)), tf.concat([[-1], shape[1:]], 0))
+    log_px_z = tf.reshape(likelihood_fn(tf.reshape(z, [-1, tf.shape(z)[-1]])).log_prob(x_rep), tf.shape(z)[:2])
+    return log_px_z + prior.log_prob(z) - proposal.log_prob(z)
 
 
 class LinearGaussian:
@@ -136,7 +156,7 @@ def test_vae_log_weights_equal_tfp_log_probs_and_are_reproducible():
     vae = build_tiny("vae", prior="mixture")
     x = (tiny_images(6) > 0.5).astype("float32")
     seed = tf.constant([4, 2], tf.int32)
-    log_w = np.asarray(vae_log_weight_fn(vae)(x, tf.constant(5, tf.int32), seed))
+    log_w = np.asarray(vae.log_importance_weights(x, tf.constant(5, tf.int32), seed))
     eps = tf.random.stateless_normal((5, 6, vae.code_size), seed=seed)
     posterior = vae.posterior(x)
     z = posterior.mean() + posterior.stddev() * eps
@@ -152,7 +172,7 @@ def test_vae_log_weights_equal_tfp_log_probs_and_are_reproducible():
 def test_vae_estimator_bounds_and_reproducibility():
     vae = build_tiny("vae")
     x = (tiny_images(40) > 0.5).astype("float32")
-    log_px, elbo = importance_sampled_log_likelihood(vae_log_weight_fn(vae), x, 500, seed=0)
+    log_px, elbo = importance_sampled_log_likelihood(vae.log_importance_weights, x, 500, seed=0)
     assert log_px.shape == (40,)
     np.testing.assert_array_equal(log_px, vae.log_likelihood(x, num_samples=500, seed=0))  # one estimator
     assert not np.array_equal(log_px, vae.log_likelihood(x, num_samples=500, seed=1))

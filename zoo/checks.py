@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def check_range(name: str, value, low=None, high=None, *, low_open=False, high_open=False) -> None:
     """Raises ValueError unless low ≤ value ≤ high (strict at an open end)."""
@@ -16,6 +18,12 @@ def check_range(name: str, value, low=None, high=None, *, low_open=False, high_o
         lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low}"
         hi = "inf)" if high is None else f"{high}" + (")" if high_open else "]")
         raise ValueError(f"{name} must be in {lo}, {hi}. Received: {name}={value!r}")
+
+
+def check_int(name: str, value, low: int) -> None:
+    """Raises ValueError unless value is an integer (not a bool) ≥ low."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
 
 
 def check_choice(name: str, value, choices) -> None:

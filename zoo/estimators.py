@@ -7,10 +7,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
+from zoo.checks import check_int
 
 
 def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, batch_size: int = 100,
@@ -24,8 +21,7 @@ def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, bat
 
     Args:
         log_weight_fn: (x_batch, n, seed) → log w of shape (n, B), e.g.
-            `VariationalAutoencoder.log_importance_weights`, or `zoo.evaluate.log_importance_weights`
-            for any TFP proposal, prior and likelihood.
+            `VariationalAutoencoder.log_importance_weights`.
         x: examples, shape (N, ...).
         num_samples: k ≥ 1.
         batch_size: examples per call.
@@ -36,7 +32,7 @@ def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, bat
         (log_px, elbo): float64 arrays of shape (N,), in nats.
     """
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size), ("chunk", chunk)):
-        _check_int(name, value, 1)
+        check_int(name, value, 1)
     x = np.asarray(x)
     n_chunks = -(-num_samples // chunk)
     log_px, elbo = [], []

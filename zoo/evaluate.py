@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.checks import check_range
-from zoo.estimators import importance_sampled_log_likelihood  # noqa: F401  (part of this module's API)
+from zoo.checks import check_int, check_range
+from zoo.estimators import importance_sampled_log_likelihood
 from zoo.io import write_json
 
 # (kind, level): σ for "gaussian" (clipped to [0, 1]), the rate p for "salt_pepper" and "masking".
@@ -82,18 +82,13 @@ class EvalSettings:
 
     def __post_init__(self):
         for name in ("nll_samples", "probe_train_size", "probe_max_iter", "knn_k", "batch_size", "latency_batch_size"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         for name in ("nll_examples", "eval_examples", "seed"):
-            _check_int(name, getattr(self, name), 0)
+            check_int(name, getattr(self, name), 0)
         check_range("probe_c", self.probe_c, 0.0, low_open=True)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "corruptions": [f"{k} {v:g}" for k, v in CORRUPTIONS]}
-
-
-def _check_int(name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
 
 
 def corruption_column(kind: str, level: float) -> str:
@@ -247,35 +242,6 @@ def score_representation(encode, reconstruct, data: EvalData, settings: EvalSett
     return out
 
 
-# Importance-sampled likelihood.
-
-def log_importance_weights(x, proposal, prior, likelihood_fn, num, seed):
-    """log w_i = log p(x | z_i) + log p(z_i) − log q(z_i | x) for z_i ~ q, shape (num, B).
-
-    Args:
-        x: a batch of B examples.
-        proposal: q(z | x), a `tfd.Distribution` with batch shape (B,) and event shape (d,).
-        prior: p(z), event shape (d,).
-        likelihood_fn: z of shape (n, d) → p(x | z), a distribution with batch shape (n,) and the
-            event shape of one example.
-        num: samples per example (a scalar, possibly a tensor).
-        seed: a stateless seed, an int32 tensor of shape (2,).
-    """
-    import tensorflow as tf
-
-    z = proposal.sample(num, seed=seed)
-    shape = tf.shape(x)
-    x_rep = tf.reshape(tf.broadcast_to(x[None], tf.concat([[num], shape], 0)), tf.concat([[-1], shape[1:]], 0))
-    log_px_z = tf.reshape(likelihood_fn(tf.reshape(z, [-1, tf.shape(z)[-1]])).log_prob(x_rep), tf.shape(z)[:2])
-    return log_px_z + prior.log_prob(z) - proposal.log_prob(z)
-
-
-def vae_log_weight_fn(model):
-    """The log-weight function of a `VariationalAutoencoder`: its own `log_importance_weights`,
-    with the stateless seeds the estimator passes (so an evaluation is reproducible)."""
-    return model.log_importance_weights
-
-
 # One run.
 
 def load_run(run):
@@ -364,7 +330,8 @@ def _likelihood_metrics(model, recipe, settings: EvalSettings) -> dict:
     loc = batched(model.encode, x_test, settings.batch_size)
     out = {"active_units": int((loc.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())}
     x_nll = x_test[: settings.nll_examples or None]
-    log_px, elbo = importance_sampled_log_likelihood(vae_log_weight_fn(model), x_nll, settings.nll_samples,
+    # The model's own log-weights, with the estimator's stateless seeds: a reproducible evaluation.
+    log_px, elbo = importance_sampled_log_likelihood(model.log_importance_weights, x_nll, settings.nll_samples,
                                                      seed=settings.seed)
     binarize = recipe.data.binarize
     out.update({"neg_elbo": float(-elbo.mean()), "nll": float(-log_px.mean()),
