@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -63,9 +64,8 @@ def remove_dead_temporaries(directory, prefix: str) -> list[Path]:
     directory = Path(directory)
     removed = []
     for entry in directory.glob(f"{prefix}*") if directory.is_dir() else ():
-        digits = entry.name[len(prefix):]
-        digits = digits[:len(digits) - len(digits.lstrip("0123456789"))]
-        if digits and not pid_alive(int(digits)):
+        pid = re.match(r"\d+", entry.name[len(prefix):])
+        if pid and not pid_alive(int(pid.group())):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

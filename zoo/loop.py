@@ -157,6 +157,11 @@ def _python_logs(logs) -> dict:
     return {k: float(np.asarray(v)) for k, v in logs.items()}
 
 
+def _steps_per_call(model) -> int:
+    """Steps per call into the compiled function: the model's `steps_per_execution`."""
+    return max(1, int(model.steps_per_execution or 1))
+
+
 def _run_epoch(function, iterator, steps: int, chunk: int, on_begin, on_end, should_stop):
     logs = {}
     for begin in range(0, steps, chunk):
@@ -202,7 +207,7 @@ def fit_custom_loop(model, strategy, make_dataset_fn, *, epochs: int, steps_per_
     val = _Distributed(strategy, validation_data) if validation_data is not None else None
     train_function = _step_function(model, strategy, model.train_step)
     test_function = _step_function(model, strategy, model.test_step) if val is not None else None
-    chunk = max(1, int(model.steps_per_execution or 1))
+    chunk = _steps_per_call(model)
     any_worker = _any_worker_function(strategy)
     model.stop_training = False
     callback_list.on_train_begin()
@@ -265,7 +270,7 @@ def evaluate_custom_loop(model, strategy, dataset_fn, steps: int, callbacks=None
         callbacks = keras.callbacks.CallbackList([], model=model)
     callbacks.on_test_begin()
     model.reset_metrics()
-    _run_epoch(function, distributed.epoch_iterator(), steps, max(1, int(model.steps_per_execution or 1)),
+    _run_epoch(function, distributed.epoch_iterator(), steps, _steps_per_call(model),
                callbacks.on_test_batch_begin, callbacks.on_test_batch_end, lambda: False)
     logs = _python_logs(model.get_metrics_result())
     callbacks.on_test_end(logs)
