@@ -59,9 +59,8 @@ def main(argv=None) -> dict:
         binarization = f"test set binarized once with numpy default_rng({args.test_binarization_seed})"
     x = x_test[: args.n] if args.n else x_test
     model = keras.saving.load_model(run / args.model)
-    keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
-    log_px = model.log_likelihood(x, num_samples=args.k, batch_size=args.batch_size)
+    log_px = model.log_likelihood(x, num_samples=args.k, batch_size=args.batch_size, seed=args.seed)
     seconds = time.perf_counter() - start
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
     out = {
