@@ -192,6 +192,15 @@ def test_repeated_shuffle_makes_each_pass_a_new_permutation(x):
     assert len(np.unique(np.concatenate(dropped).reshape(576, -1), axis=0)) == 576  # no example twice
 
 
+@pytest.mark.parametrize("binarize", ["none", "dynamic"])
+def test_pipeline_runs_without_autotuning(x, binarize):
+    # tf.data's autotuning stalled epoch starts by seconds on the project machine (docs/performance.md).
+    for shuffle in (True, False):
+        ds = data.make_dataset(x, batch_size=64, shuffle=shuffle, binarize=binarize)
+        assert ds.options().autotune.enabled is False
+        assert sum(len(b) for b in ds) == len(x)
+
+
 def test_dynamic_binarization(x):
     a1, a2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))
     b1, b2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))

@@ -208,6 +208,23 @@ def binarize_static(x: np.ndarray, seed: int) -> np.ndarray:
     return (rng.random(np.shape(x)) < x).astype(np.float32)
 
 
+# Batches made ahead of the training step, on tf.data's own thread.
+PREFETCH_BATCHES = 2
+
+
+def fixed_pipeline_options() -> tf.data.Options:
+    """tf.data options of a fixed pipeline: autotuning off.
+
+    A batch costs the pipeline about 1 ms of CPU against about 7 ms for a reference-VAE step on
+    two cores, so one map thread and two prefetched batches keep up. Autotuning would tune that
+    further, but on this machine it stalled the first step of 30-60% of epochs by 0.7-2 s, both
+    cores idle (docs/performance.md); with it off no epoch start stalled.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
 def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_remainder=False,
                  repeat=False) -> tf.data.Dataset:
     """Builds a batched tf.data pipeline of inputs only (the target is the input).
@@ -269,7 +286,7 @@ def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_r
             return tf.cast(u < xb, tf.float32)
 
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((batches, keys)).map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = tf.data.Dataset.zip((batches, keys)).map(sample)
     else:
-        ds = batches.map(rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = batches.map(rows)
+    return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options())

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.data import PREFETCH_BATCHES
+
 
 def is_multi_worker(strategy) -> bool:
     """Whether `strategy` spans more than one worker process."""
@@ -94,7 +96,7 @@ def shard_global_batches(make_global_dataset):
         ds = make_global_dataset()
         if replicas == 1:
             return ds
-        return ds.map(my_part).unbatch().prefetch(tf.data.AUTOTUNE)
+        return ds.map(my_part).unbatch().prefetch(PREFETCH_BATCHES * local)
 
     return dataset_fn
 
