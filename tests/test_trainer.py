@@ -209,8 +209,26 @@ def test_several_steps_per_execution_on_two_replicas_take_the_custom_loop(tmp_pa
     with pytest.raises(ValueError, match="loop 'fit' fails with steps_per_execution > 1 on 2 replicas"):
         recipe.replace("train", loop="fit").fit(out=tmp_path / "fit", verbose=0)
     assert not (tmp_path / "fit").exists()  # refused before anything is written
-    # On one replica the same recipe keeps Model.fit.
-    assert trainer.use_custom_loop(recipe.train, trainer.make_strategy("one_device")) is False
+    # On one replica the same recipe, with whole executions per epoch, keeps Model.fit.
+    assert trainer.use_custom_loop(recipe.replace("train", steps_per_epoch=4).train,
+                                   trainer.make_strategy("one_device")) is False
+
+
+def test_steps_per_epoch_is_exact_with_several_steps_per_execution(tmp_path):
+    # Model.fit would run whole executions: 2 epochs x ceil(3 / 2) x 2 = 8 steps instead of 6.
+    recipe = tiny_recipe(epochs=2, steps_per_execution=2)
+    one_device = trainer.make_strategy("one_device")
+    assert trainer.use_custom_loop(recipe.train, one_device) is True
+    run = recipe.fit(out=tmp_path / "run", verbose=0)
+    assert int(run.model.optimizer.iterations.numpy()) == 2 * STEPS
+    assert [row["epoch"] for row in read_history(tmp_path / "run")] == ["1", "2"]
+    with pytest.raises(ValueError, match=r"^loop 'fit' would train 4 steps per epoch, not steps_per_epoch = 3, "
+                                         r"with steps_per_execution = 2: use loop"):
+        recipe.replace("train", loop="fit").fit(out=tmp_path / "fit", verbose=0)
+    assert not (tmp_path / "fit").exists()
+    # A multiple of steps_per_execution, or a whole pass over the data, keeps Model.fit.
+    assert trainer.use_custom_loop(tiny_recipe(steps_per_execution=3).train, one_device) is False
+    assert trainer.use_custom_loop(tiny_recipe(steps_per_epoch=0, steps_per_execution=2).train, one_device) is False
 
 
 def test_binarized_test_set_is_fixed():

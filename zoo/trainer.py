@@ -273,15 +273,26 @@ def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoin
 def use_custom_loop(train, strategy) -> bool:
     """Whether `train.loop` runs `zoo.loop.fit_custom_loop` (True) or Keras's `Model.fit` (False).
 
-    "auto" takes the custom loop where `Model.fit` fails: under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585), and with `steps_per_execution` > 1 on more than one replica,
-    where Keras's multi-step loop asks for an unfed placeholder (keras-team/keras#19246).
+    "auto" takes the custom loop where `Model.fit` fails or miscounts: under
+    MultiWorkerMirroredStrategy (keras-team/keras#20585); with `steps_per_execution` > 1 on more
+    than one replica, where Keras's multi-step loop asks for an unfed placeholder
+    (keras-team/keras#19246); and when `steps_per_epoch` is not a multiple of
+    `steps_per_execution`, where `Model.fit` runs whole executions and so trains
+    ⌈steps_per_epoch / steps_per_execution⌉·steps_per_execution steps per epoch. The custom loop
+    runs exactly `steps_per_epoch`. `loop = "fit"` is refused in those cases, in one line.
     """
-    several_steps = train.steps_per_execution > 1 and strategy.num_replicas_in_sync > 1
+    per_call = train.steps_per_execution
+    several_steps = per_call > 1 and strategy.num_replicas_in_sync > 1
+    uneven = bool(train.steps_per_epoch) and train.steps_per_epoch % per_call != 0
     if train.loop == "fit" and several_steps:
         raise ValueError(f"loop 'fit' fails with steps_per_execution > 1 on {strategy.num_replicas_in_sync} replicas "
                          "(keras-team/keras#19246): use loop = \"auto\" or \"custom\", or steps_per_execution = 1")
-    return train.loop == "custom" or (train.loop == "auto" and (zloop.is_multi_worker(strategy) or several_steps))
+    if train.loop == "fit" and uneven:
+        raise ValueError(f"loop 'fit' would train {-(-train.steps_per_epoch // per_call) * per_call} steps per epoch, "
+                         f"not steps_per_epoch = {train.steps_per_epoch}, with steps_per_execution = {per_call}: "
+                         "use loop = \"auto\" or \"custom\", or a steps_per_epoch that is a multiple of it")
+    return train.loop == "custom" or (train.loop == "auto"
+                                      and (zloop.is_multi_worker(strategy) or several_steps or uneven))
 
 
 def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = False, verbose="auto") -> Run:
