@@ -81,7 +81,8 @@ class TrainConfig:
         early_stopping_patience: epochs without improvement before stopping (0 = never).
         max_minutes: training time budget of one session in minutes (0 = none); training stops
             after the last epoch that is expected to end within it.
-        loop: auto (the custom loop under multi_worker, `Model.fit` otherwise), fit, or custom
+        loop: auto (the custom loop where `Model.fit` fails or miscounts steps, see
+            `zoo.trainer.use_custom_loop`; `Model.fit` otherwise), fit, or custom
             (`zoo.loop.fit_custom_loop`, which drives Keras's train_step under any strategy).
     """
 
