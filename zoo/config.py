@@ -78,6 +78,9 @@ class TrainConfig:
         jit_compile: compile the train step with XLA.
         mixed_precision: float32, mixed_float16 or mixed_bfloat16.
         steps_per_execution: train steps per call into the compiled function.
+        batch_shards: shards of each batch whose forward and backward passes run side by side,
+            one per core, with TensorFlow set to 1 intra-op and `batch_shards` inter-op threads
+            for the process; the same gradient as the whole batch (`zoo.sharding`).
         early_stopping_patience: epochs without improvement before stopping (0 = never).
         max_minutes: training time budget of one session in minutes (0 = none); training stops
             after the last epoch that is expected to end within it.
@@ -99,6 +102,7 @@ class TrainConfig:
     jit_compile: bool = False
     mixed_precision: str = "float32"
     steps_per_execution: int = 1
+    batch_shards: int = 1
     early_stopping_patience: int = 0
     max_minutes: float = 0.0
     loop: str = "auto"
@@ -115,6 +119,7 @@ class TrainConfig:
         check_choice("strategy", self.strategy, STRATEGY_NAMES)
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         check_range("steps_per_execution", self.steps_per_execution, 1)
+        check_range("batch_shards", self.batch_shards, 1)
         check_range("early_stopping_patience", self.early_stopping_patience, 0)
         check_range("max_minutes", self.max_minutes, 0.0)
         check_choice("loop", self.loop, LOOPS)
@@ -258,6 +263,9 @@ def parse_recipe(raw: dict, where: str) -> Recipe:
     data = _dataclass_from(DataConfig, raw.get("data", {}), "data", where)
     train = _dataclass_from(TrainConfig, raw.get("train", {}), "train", where)
     model = _model_from(raw.get("model", {}), DATASET_SHAPES[data.dataset], where)
+    if train.batch_shards > 1 and not registry.get(model.family).per_example_objective:
+        raise RecipeError(f"{where}: train.batch_shards must be 1 for model '{model.family}', whose objective uses "
+                          f"statistics of the whole batch. Received: train.batch_shards={train.batch_shards}")
     return Recipe(name=name, model=model, data=data, train=train, path=where,
                   description=str(raw.get("description", "")))
 

@@ -33,6 +33,7 @@ from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, 
 from zoo.config import Recipe, parse_recipe
 from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
 from zoo.optimizers import FusedAdam
+from zoo.sharding import configure_threads
 
 STRATEGIES = {}
 
@@ -111,11 +112,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def early_strategy(recipe_path, overrides=()) -> None:
-    """Creates the `multi_worker` strategy now if the recipe asks for it, before anything runs TensorFlow.
+    """Configures TensorFlow's runtime as the recipe asks, before anything runs TensorFlow.
 
     Validating a recipe builds its model, which starts TensorFlow's runtime; a multi-worker
-    strategy must configure that runtime first. This reads only the recipe's `train.strategy`
-    (with `overrides`), without validating the recipe.
+    strategy and the threads of `train.batch_shards` must configure that runtime first. This
+    reads only the recipe's `train.strategy` and `train.batch_shards` (with `overrides`),
+    without validating the recipe.
     """
     from zoo.config import apply_override, resolve_recipe_path
 
@@ -128,6 +130,8 @@ def early_strategy(recipe_path, overrides=()) -> None:
     train = raw.get("train")
     if isinstance(train, dict) and train.get("strategy") == "multi_worker":
         make_strategy("multi_worker")
+    if isinstance(train, dict) and isinstance(train.get("batch_shards"), int):
+        configure_threads(train["batch_shards"])
 
 
 @dataclasses.dataclass
@@ -166,6 +170,7 @@ def build_model(recipe: Recipe, strategy, steps_total: int) -> keras.Model:
         model.compile(optimizer=make_optimizer(recipe.train, steps_total), jit_compile=recipe.train.jit_compile,
                       steps_per_execution=recipe.train.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
+    model.batch_shards = recipe.train.batch_shards
     return model
 
 
@@ -310,6 +315,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         A `Run` with the model, the history (all epochs, resumed ones included) and the directory.
     """
     train = recipe.train
+    configure_threads(train.batch_shards)
     x_fit, x_val, x_test, arrays = load_data(recipe)
     keras.utils.set_random_seed(train.seed)
     if train.mixed_precision != "float32":

@@ -8,6 +8,7 @@ from keras import ops
 
 from zoo.checks import check_choice, check_range
 from zoo.layers.blocks import check_backbone, make_decoder, make_encoder
+from zoo.sharding import sharded_train_step
 
 RECONSTRUCTION_LOSSES = ("mse", "bce")
 
@@ -53,7 +54,15 @@ class Autoencoder(keras.Model):
         code_activation: activation of the code layer.
         loss: "mse" or "bce".
         weight_decay: λ ≥ 0.
+
+    Attributes:
+        batch_shards: shards of each training batch whose passes run side by side
+            (`zoo.sharding`); a training setting (`train.batch_shards`), not saved with the model.
+        per_example_objective: whether the objective is a mean over examples plus terms of the
+            parameters only, which is what lets a batch be cut into shards.
     """
+
+    per_example_objective = True
 
     def __init__(self, input_shape=(28, 28, 1), code_size: int = 32, hidden=(), backbone: str = "dense",
                  activation: str = "relu", code_activation: str = "linear", loss: str = "mse",
@@ -113,6 +122,11 @@ class Autoencoder(keras.Model):
         code = self.encoder(self.corrupt(x, training), training=training)
         logits = ops.cast(self.decoder(code, training=training), "float32")
         return {"code": code, "logits": logits, "reconstruction": ops.sigmoid(logits)}
+
+    def train_step(self, data):
+        if getattr(self, "batch_shards", 1) > 1:
+            return sharded_train_step(self, data, self.batch_shards)
+        return super().train_step(data)
 
     def call(self, inputs, training=False):
         outputs = self.forward(inputs, training=training)

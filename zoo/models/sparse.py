@@ -37,6 +37,8 @@ class SparseAutoencoder(Autoencoder):
         >>> model = zoo.build("sparse", input_shape=(28, 28, 1), code_size=196, rho=0.05, beta=3.0)
     """
 
+    per_example_objective = False  # ρ̂ is a statistic of the whole batch: no batch shards
+
     def __init__(self, input_shape=(28, 28, 1), code_size: int = 196, rho: float = 0.05, beta: float = 3.0,
                  weight_decay: float = 0.0, hidden=(), backbone: str = "dense", activation: str = "relu",
                  loss: str = "mse", **kwargs):
