@@ -100,6 +100,7 @@ def main(argv=None) -> dict:
     from zoo import trainer
     from zoo.config import load_recipe
 
+    trainer.early_strategy(args.recipe, args.set)  # the threads of train.batch_shards, before TensorFlow starts
     recipe = load_recipe(args.recipe, overrides=args.set)
     x_fit = trainer.load_data(recipe)[0]
     model = trainer.build_model(recipe, tf.distribute.get_strategy(), args.warmup + args.steps)
