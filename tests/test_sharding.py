@@ -12,6 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import accepts, tiny_images, tiny_params
 from keras import ops
 
@@ -67,9 +68,33 @@ def test_sharded_step_equals_the_whole_batch_step(family, extra, n, shards):
         np.testing.assert_allclose(sharded_logs[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
 
 
-def test_shard_sizes_are_as_equal_as_possible():
-    import tensorflow as tf
+@pytest.mark.skipif(len(tf.config.list_logical_devices("CPU")) < 2, reason="needs two logical CPUs (conftest)")
+@pytest.mark.parametrize("family", ["stacked", "vae"])
+def test_shards_on_two_replicas_step_like_one_device(family):
+    # Each replica cuts its half of the global batch into shards: still the global batch's gradient.
+    from zoo import trainer
 
+    params = _params(family, {})
+    x = tiny_images(8, seed=6)
+    x[4:] *= 0.3
+    reference = zoo.build(family, **params)
+    reference(x[:1])
+    initial = [np.asarray(w) for w in reference.get_weights()]
+    whole, _ = _step(family, params, initial, x, 1)
+    with trainer.make_strategy("mirrored").scope():
+        model = zoo.build(family, **params)
+        model(x[:1])
+        model.set_weights(initial)
+        if hasattr(model, "_epsilon"):
+            model._epsilon = lambda shape: ops.zeros(shape)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    model.batch_shards = 2
+    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, shuffle=False, verbose=0)
+    for a, b, var in zip(whole, model.get_weights(), reference.weights):
+        np.testing.assert_allclose(b, a, atol=2e-5, rtol=1e-6, err_msg=f"{family}: {var.path}")
+
+
+def test_shard_sizes_are_as_equal_as_possible():
     for n, shards, expected in [(10, 3, [4, 3, 3]), (128, 2, [64, 64]), (97, 2, [49, 48]), (2, 3, [1, 1, 0])]:
         assert [int(s) for s in sharding.shard_sizes(tf.constant(n), shards)] == expected
 

@@ -217,7 +217,7 @@ def fixed_pipeline_options() -> tf.data.Options:
 
     A batch costs the pipeline about 1 ms of CPU against about 7 ms for a reference-VAE step on
     two cores, so one map thread and two prefetched batches keep up. Autotuning would tune that
-    further, but on this machine it stalled the first step of 30-60% of epochs by 0.7-2 s, both
+    further, but on this machine it stalled the first step of 40-57% of epochs by 0.7-2 s, both
     cores idle (docs/performance.md); with it off no epoch start stalled.
     """
     options = tf.data.Options()

@@ -75,7 +75,7 @@ def configure_threads(shards: int) -> None:
     """TensorFlow's threads for `shards` concurrent shards: 1 intra-op thread, `shards` inter-op threads.
 
     Possible only before TensorFlow's runtime starts (`zoo fit` calls it first); later it warns,
-    once, and training goes on correctly with the threads it has, only slower.
+    and training goes on correctly with the threads it has, only slower.
     """
     if shards <= 1:
         return
