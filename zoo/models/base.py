@@ -63,6 +63,7 @@ class Autoencoder(keras.Model):
     """
 
     per_example_objective = True
+    batch_shards = 1
 
     def __init__(self, input_shape=(28, 28, 1), code_size: int = 32, hidden=(), backbone: str = "dense",
                  activation: str = "relu", code_activation: str = "linear", loss: str = "mse",
@@ -124,7 +125,7 @@ class Autoencoder(keras.Model):
         return {"code": code, "logits": logits, "reconstruction": ops.sigmoid(logits)}
 
     def train_step(self, data):
-        if getattr(self, "batch_shards", 1) > 1:
+        if self.batch_shards > 1:
             return sharded_train_step(self, data, self.batch_shards)
         return super().train_step(data)
 
