@@ -13,6 +13,8 @@ import subprocess
 import numpy as np
 import tensorflow as tf
 
+from zoo.checks import check_int
+
 DATASETS = ("fashion_mnist", "mnist", "cifar10")
 BINARIZATIONS = ("none", "static", "dynamic")
 SOURCES = ("auto", "idx", "tfds")
@@ -251,9 +253,7 @@ def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_r
     """
     if binarize not in BINARIZATIONS:
         raise ValueError(f"Unknown binarize {binarize!r}. Allowed: {', '.join(BINARIZATIONS)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size, 1)
     x = np.asarray(x, dtype=np.float32)
     if binarize == "static":
         x = binarize_static(x, seed)
