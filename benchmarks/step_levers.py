@@ -157,7 +157,9 @@ def epoch_starts_child(autotune: bool, epochs: int) -> dict:
     ds = ds.with_options(options)
 
     class Timer(keras.callbacks.Callback):
-        first_calls, rates = [], []
+        def __init__(self):
+            super().__init__()
+            self.first_calls, self.rates = [], []
 
         def on_epoch_begin(self, epoch, logs=None):
             self.start = self.mark = time.perf_counter()
@@ -173,9 +175,10 @@ def epoch_starts_child(autotune: bool, epochs: int) -> dict:
                 self.first_calls.append(round(self.first * 1e3))
                 self.rates.append(round(len(x) / (time.perf_counter() - self.start)))
 
-    model.fit(ds, epochs=epochs + 1, verbose=0, callbacks=[Timer()])
-    return {"first_call_ms": Timer.first_calls, "samples_per_s": Timer.rates,
-            "median_samples_per_s": int(np.median(Timer.rates))}
+    timer = Timer()
+    model.fit(ds, epochs=epochs + 1, verbose=0, callbacks=[timer])
+    return {"first_call_ms": timer.first_calls, "samples_per_s": timer.rates,
+            "median_samples_per_s": int(np.median(timer.rates))}
 
 
 def epoch_starts_table(epochs: int) -> dict:

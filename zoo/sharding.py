@@ -3,9 +3,10 @@
 On a CPU, a reference-VAE batch of 128 examples is too small for a matmul to keep two cores
 busy: on the project machine the chain of its six dense layers reaches 94-126 GFLOP/s on two
 intra-op threads, while two independent chains of 64 rows on one thread each reach 153-164
-GFLOP/s (`python benchmarks/step_levers.py chains`, docs/performance.md). So the step cuts the batch into S shards and builds one forward and
-backward pass per shard; with one intra-op thread and S inter-op threads TensorFlow's executor
-runs the shards' passes concurrently, one per core.
+GFLOP/s (`python benchmarks/step_levers.py chains`, docs/performance.md). So the step cuts
+the batch into S shards and builds one forward and backward pass per shard; with one intra-op
+thread and S inter-op threads TensorFlow's executor runs the shards' passes concurrently, one
+per core.
 
 The gradient is the batch's. The objective of the families that allow shards is a mean over
 examples plus terms of the parameters only:
