@@ -3,7 +3,7 @@
     python benchmarks/nll.py runs/vae_best                       # k=1000, the full test set
     python benchmarks/nll.py runs/vae_best --k 100 --n 2000      # a quick estimate
 
-The test set is the one `zoo.trainer.load_data` gives the run's recipe: for binarized recipes it
+The test set is the one `zoo.training.trainer.load_data` gives the run's recipe: for binarized recipes it
 is binarized once with the fixed seed `train.seed + 1`, and training never sees it. Each
 example's log p(x) is log (1/k)·Σ_i p(x, z_i)/q(z_i|x) with z_i ~ q(z|x) (`VAE.log_likelihood`);
 the NLL is the mean of −log p(x). Prints one JSON line.
@@ -44,8 +44,8 @@ def main(argv=None) -> dict:
     import numpy as np
 
     import zoo  # noqa: F401  (registers the model classes for loading)
-    from zoo.config import load_recipe
-    from zoo.trainer import load_data
+    from zoo.configs.recipe import load_recipe
+    from zoo.training.trainer import load_data
 
     recipe = load_recipe(run / "recipe.toml")
     if recipe.model.family != "vae":
@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
     _, _, x_test, arrays = load_data(recipe)
     binarization = f"{recipe.data.binarize}, test set seed {recipe.train.seed + 1}"
     if args.test_binarization_seed is not None:
-        from zoo.data import binarize_static
+        from zoo.data.sources import binarize_static
 
         x_test = binarize_static(arrays.x_test, args.test_binarization_seed)
         binarization = f"test set binarized once with numpy default_rng({args.test_binarization_seed})"

@@ -3,8 +3,8 @@
     python benchmarks/profile_step.py                       # recipes/vae_reference.toml, 200 steps
     python benchmarks/profile_step.py --recipe recipes/vae_best.toml --steps 100
 
-Builds and compiles the recipe's model exactly as `zoo fit` does (`zoo.trainer.build_model`,
-`zoo.data.make_dataset` on the recipe's real training data), trains some warm-up steps, then
+Builds and compiles the recipe's model exactly as `zoo fit` does (`zoo.training.trainer.build_model`,
+`zoo.data.pipeline.make_dataset` on the recipe's real training data), trains some warm-up steps, then
 records `--steps` steps with `tf.profiler` and sums the duration of every TensorFlow op by type
 over the executor's compute threads. Durations are thread time, not wall time: two ops running
 side by side on the two cores both count. Ops are grouped into matmuls, the optimizer update,
@@ -96,9 +96,9 @@ def main(argv=None) -> dict:
     sys.path.insert(0, str(ROOT))
     import tensorflow as tf
 
-    from zoo import data as zdata
-    from zoo import trainer
-    from zoo.config import load_recipe
+    import zoo.data.pipeline as zdata
+    from zoo.training import trainer
+    from zoo.configs.recipe import load_recipe
 
     trainer.early_strategy(args.recipe, args.set)  # the threads of train.batch_shards, before TensorFlow starts
     recipe = load_recipe(args.recipe, overrides=args.set)

@@ -100,8 +100,8 @@ def _recipe_models(recipe_name: str, variants: dict):
     import keras
     import tensorflow as tf
 
-    from zoo import trainer
-    from zoo.config import load_recipe
+    from zoo.training import trainer
+    from zoo.configs.recipe import load_recipe
 
     recipe = load_recipe(recipe_name)
     models = {}
@@ -116,7 +116,7 @@ def shards_child(intra: int, inter: int, cycles: int) -> dict:
     _set_threads(intra, inter)
     import numpy as np
 
-    from zoo import data as zdata
+    import zoo.data.pipeline as zdata
 
     recipe, x, models = _recipe_models("vae_reference", {"shards 2": 2, "shards 1": 1})
     ds = zdata.make_dataset(x, batch_size=recipe.train.batch_size, seed=0, binarize="dynamic")
@@ -147,7 +147,7 @@ def epoch_starts_child(autotune: bool, epochs: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from zoo import data as zdata
+    import zoo.data.pipeline as zdata
 
     recipe, x, models = _recipe_models("vae_reference", {"model": 1})
     model = models["model"]

@@ -7,8 +7,8 @@ import pytest
 from scipy import optimize
 from scipy.stats import multivariate_normal
 
-from zoo.baselines import PPCA, pixel_codes, raw_pixel_reference, sample_moments
-from zoo.evaluate import EvalData, EvalSettings
+from zoo.evaluation.baselines import PPCA, pixel_codes, raw_pixel_reference, sample_moments
+from zoo.evaluation.evaluate import EvalData, EvalSettings
 
 
 def _data(n=400, dim=6, q=2, sigma=0.3, seed=0):

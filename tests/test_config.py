@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 import zoo
-from zoo.config import RECIPES_DIR, DataConfig, TrainConfig, load_recipe
+from zoo.configs.recipe import RECIPES_DIR, DataConfig, TrainConfig, load_recipe
 
 
 def write(tmp_path, text, name="recipe.toml"):

@@ -13,9 +13,9 @@ import pytest
 from conftest import build_tiny, tiny_images
 
 import zoo
-from zoo.callbacks import ResumableCheckpoint
+from zoo.training.callbacks import ResumableCheckpoint
 from zoo.io import atomic_path, write_json
-from zoo.trainer import remove_stale_temp_files
+from zoo.training.trainer import remove_stale_temp_files
 
 EPOCHS = 4
 COMMAND = [sys.executable, "-m", "zoo.cli", "fit", "stacked", "--epochs", str(EPOCHS), "--steps-per-epoch", "40",

@@ -1,4 +1,4 @@
-"""Tests for zoo.data: IDX parsing, dataset loading and tf.data pipelines."""
+"""Tests for zoo.data.catalog: IDX parsing, dataset loading and tf.data pipelines."""
 
 import gzip
 import struct
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from zoo import data
+import zoo.data.pipeline as pipeline
+import zoo.data.sources as data
 
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -146,10 +147,10 @@ def test_unknown_arguments():
         data.load_arrays("mnist", source="web")
     x = np.zeros((4, 2), np.float32)
     with pytest.raises(ValueError, match="Unknown binarize 'soft'.*none, static, dynamic"):
-        data.make_dataset(x, batch_size=2, binarize="soft")
+        pipeline.make_dataset(x, batch_size=2, binarize="soft")
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size"):
-            data.make_dataset(x, batch_size=bad)
+            pipeline.make_dataset(x, batch_size=bad)
 
 
 def epochs(ds, n=2):
@@ -162,32 +163,32 @@ def x():
 
 
 def test_no_shuffle_keeps_order(x):
-    ds = data.make_dataset(x, batch_size=64, shuffle=False)
+    ds = pipeline.make_dataset(x, batch_size=64, shuffle=False)
     batches = [b.numpy() for b in ds]
     assert [len(b) for b in batches] == [64] * 9 + [24]
     np.testing.assert_array_equal(np.concatenate(batches), x)
-    assert len(list(data.make_dataset(x, batch_size=64, drop_remainder=True))) == 9
+    assert len(list(pipeline.make_dataset(x, batch_size=64, drop_remainder=True))) == 9
 
 
 def test_shuffle_is_deterministic_and_reshuffles(x):
-    a1, a2 = epochs(data.make_dataset(x, batch_size=64, seed=7))
-    b1, b2 = epochs(data.make_dataset(x, batch_size=64, seed=7))
+    a1, a2 = epochs(pipeline.make_dataset(x, batch_size=64, seed=7))
+    b1, b2 = epochs(pipeline.make_dataset(x, batch_size=64, seed=7))
     np.testing.assert_array_equal(a1, b1)
     np.testing.assert_array_equal(a2, b2)
     assert not np.array_equal(a1, a2)
     np.testing.assert_array_equal(np.sort(a1, axis=0), np.sort(x, axis=0))  # A permutation.
-    c1, _ = epochs(data.make_dataset(x, batch_size=64, seed=8))
+    c1, _ = epochs(pipeline.make_dataset(x, batch_size=64, seed=8))
     assert not np.array_equal(a1, c1)
 
 
 def test_repeated_shuffle_makes_each_pass_a_new_permutation(x):
-    batches = [b.numpy() for b in data.make_dataset(x, batch_size=100, seed=7, repeat=True).take(12)]
+    batches = [b.numpy() for b in pipeline.make_dataset(x, batch_size=100, seed=7, repeat=True).take(12)]
     assert [len(b) for b in batches] == [100] * 12
     passes = [np.concatenate(batches[:6]), np.concatenate(batches[6:])]
     for one_pass in passes:  # every example exactly once per pass
         np.testing.assert_array_equal(np.sort(one_pass.reshape(600, -1), axis=0), np.sort(x.reshape(600, -1), axis=0))
     assert not np.array_equal(passes[0], passes[1])
-    dropped = [b.numpy() for b in data.make_dataset(x, batch_size=64, seed=7, drop_remainder=True)]
+    dropped = [b.numpy() for b in pipeline.make_dataset(x, batch_size=64, seed=7, drop_remainder=True)]
     assert [len(b) for b in dropped] == [64] * 9
     assert len(np.unique(np.concatenate(dropped).reshape(576, -1), axis=0)) == 576  # no example twice
 
@@ -196,14 +197,14 @@ def test_repeated_shuffle_makes_each_pass_a_new_permutation(x):
 def test_pipeline_runs_without_autotuning(x, binarize):
     # tf.data's autotuning stalled epoch starts by seconds on the project machine (docs/performance.md).
     for shuffle in (True, False):
-        ds = data.make_dataset(x, batch_size=64, shuffle=shuffle, binarize=binarize)
+        ds = pipeline.make_dataset(x, batch_size=64, shuffle=shuffle, binarize=binarize)
         assert ds.options().autotune.enabled is False
         assert sum(len(b) for b in ds) == len(x)
 
 
 def test_dynamic_binarization(x):
-    a1, a2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))
-    b1, b2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))
+    a1, a2 = epochs(pipeline.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))
+    b1, b2 = epochs(pipeline.make_dataset(x, batch_size=64, shuffle=False, binarize="dynamic", seed=3))
     assert set(np.unique(a1)) == {0.0, 1.0} and a1.dtype == np.float32
     np.testing.assert_array_equal(a1, b1)
     np.testing.assert_array_equal(a2, b2)
@@ -211,7 +212,7 @@ def test_dynamic_binarization(x):
     assert not np.array_equal(a1[:64], a1[64:128])  # ...and every batch.
     assert abs(a1.mean() - x.mean()) < 0.01 and abs(a2.mean() - x.mean()) < 0.01
     # With repeat the stream keeps resampling across epochs.
-    rep = [b.numpy() for b in data.make_dataset(x, batch_size=600, shuffle=False,
+    rep = [b.numpy() for b in pipeline.make_dataset(x, batch_size=600, shuffle=False,
                                                 binarize="dynamic", seed=3, repeat=True).take(2)]
     assert not np.array_equal(rep[0], rep[1])
 
@@ -221,7 +222,7 @@ def test_static_binarization(x):
     assert s.dtype == np.float32 and set(np.unique(s)) == {0.0, 1.0}
     np.testing.assert_array_equal(s, data.binarize_static(x, seed=5))
     assert abs(s.mean() - x.mean()) < 0.01
-    e1, e2 = epochs(data.make_dataset(x, batch_size=64, shuffle=False, binarize="static", seed=5))
+    e1, e2 = epochs(pipeline.make_dataset(x, batch_size=64, shuffle=False, binarize="static", seed=5))
     np.testing.assert_array_equal(e1, s)
     np.testing.assert_array_equal(e2, s)
 

@@ -12,8 +12,8 @@ from conftest import build_tiny, tiny_images
 from scipy.stats import multivariate_normal
 
 import zoo
-from zoo.data import Arrays
-from zoo.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, importance_sampled_log_likelihood,
+from zoo.data.sources import Arrays
+from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, importance_sampled_log_likelihood,
                           knn_accuracy, linear_probe, prepare_data, psnr,
                           reconstruction_metrics)
 
@@ -263,11 +263,11 @@ def test_bad_settings_are_one_line_errors(field, value):
 
 def test_unknown_setting_and_missing_run(tmp_path):
     with pytest.raises(ValueError, match="Unknown evaluation setting 'probes'"):
-        zoo.evaluate(tmp_path, probes=3)
+        zoo.evaluation.evaluate(tmp_path, probes=3)
     with pytest.raises(FileNotFoundError, match="not a finished run"):
-        zoo.evaluate(tmp_path)
+        zoo.evaluation.evaluate(tmp_path)
     with pytest.raises(FileNotFoundError, match="No run directory"):
-        zoo.evaluate(tmp_path / "nope")
+        zoo.evaluation.evaluate(tmp_path / "nope")
 
 
 def test_cli_reports_a_missing_run_in_one_line(tmp_path, capsys):
@@ -284,11 +284,11 @@ def test_a_real_run_end_to_end(tmp_path, capsys):
     from zoo.cli import main
 
     recipe = zoo.load_recipe("vae", overrides=["train.epochs=1", "train.steps_per_epoch=3", "model.hidden=[64]"])
-    run = recipe.fit(out=tmp_path / "vae", verbose=0)
+    run = zoo.fit(recipe, out=tmp_path / "vae", verbose=0)
     small = dict(nll_examples=50, eval_examples=300, probe_train_size=300)
-    first = zoo.evaluate(run, nll_samples=20, **small)
+    first = zoo.evaluation.evaluate(run, nll_samples=20, **small)
     saved = json.loads((tmp_path / "vae" / "evaluation.json").read_text())
-    second = zoo.evaluate(tmp_path / "vae", nll_samples=20, write=False, **small)
+    second = zoo.evaluation.evaluate(tmp_path / "vae", nll_samples=20, write=False, **small)
     timing = {"latency_ms", "eval_seconds", "run"}
     for key in set(first) - timing:
         assert first[key] == second[key], key

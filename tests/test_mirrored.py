@@ -14,8 +14,8 @@ from conftest import accepts, tiny_images, tiny_params
 from keras import ops
 
 import zoo
-from zoo import trainer
-from zoo.optimizers import FusedAdam
+from zoo.training import trainer
+from zoo.training.optimizers import FusedAdam
 
 GLOBAL_BATCH = 8
 

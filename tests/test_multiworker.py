@@ -20,8 +20,8 @@ import tensorflow as tf
 from conftest import tiny_images, tiny_params
 
 import zoo
-from zoo import loop as zloop
-from zoo import trainer as ztrainer
+import zoo.training.loops as zloop
+from zoo.training import trainer as ztrainer
 
 FAMILY = "stacked"
 
@@ -189,14 +189,14 @@ def test_two_workers_resume_and_train_like_one_process(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     recipe = zoo.load_recipe(FAMILY, overrides=["model.hidden=[32]", "train.batch_size=64",
                                                 "data.validation_size=512", "train.steps_per_epoch=4"])
-    first = recipe.fit(epochs=1, out=single, verbose=0)
+    first = zoo.fit(recipe, epochs=1, out=single, verbose=0)
     assert first.metrics["epochs"] == 1
     after_first = _weights(first.model)
     shutil.copytree(single, multi)
 
     _launch_workers(["-m", "zoo.cli", "fit", FAMILY, "--epochs", "2", "--resume", "--out", str(multi), *TINY_RUN],
                     tmp_path)
-    recipe.fit(epochs=2, out=single, resume=True, verbose=0)
+    zoo.fit(recipe, epochs=2, out=single, resume=True, verbose=0)
 
     one = keras.saving.load_model(single / "model.keras", safe_mode=True)
     two = keras.saving.load_model(multi / "model.keras", safe_mode=True)
@@ -219,7 +219,7 @@ def test_two_workers_resume_and_train_like_one_process(tmp_path):
 STOP_ON_ONE_WORKER = """
 import json, sys
 import numpy as np, keras, tensorflow as tf, zoo
-from zoo import loop, trainer
+from zoo.training import loops as loop, trainer
 
 strategy = trainer.make_strategy("multi_worker")
 worker = loop.worker_index(strategy)[1]

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.optimizers import FusedAdam
+from zoo.training.optimizers import FusedAdam
 
 STEPS = 4
 
@@ -79,7 +79,7 @@ def test_amsgrad_falls_back_to_keras_update():
 
 
 def test_recipe_adam_is_fused_and_a_compiled_model_reloads_with_it(tmp_path):
-    from zoo.trainer import make_optimizer
+    from zoo.training.trainer import make_optimizer
 
     recipe = zoo.load_recipe("vae_reference")
     assert type(make_optimizer(recipe.train, 100)) is FusedAdam

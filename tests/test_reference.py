@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.config import load_recipe
+from zoo.configs.recipe import load_recipe
 
 REFERENCE = "vae_reference"
 

@@ -17,8 +17,8 @@ from conftest import accepts, tiny_images, tiny_params
 from keras import ops
 
 import zoo
-from zoo import sharding
-from zoo.config import RecipeError
+from zoo.training import sharding
+from zoo.configs.recipe import RecipeError
 
 DETERMINISTIC = {"denoising": {"noise": {"kind": "gaussian", "stddev": 0.0}}}
 SHARDABLE = [f for f in zoo.list_models() if zoo.registry.get(f).per_example_objective]
@@ -72,7 +72,7 @@ def test_sharded_step_equals_the_whole_batch_step(family, extra, n, shards):
 @pytest.mark.parametrize("family", ["stacked", "vae"])
 def test_shards_on_two_replicas_step_like_one_device(family):
     # Each replica cuts its half of the global batch into shards: still the global batch's gradient.
-    from zoo import trainer
+    from zoo.training import trainer
 
     params = _params(family, {})
     x = tiny_images(8, seed=6)
@@ -112,7 +112,7 @@ def test_sparse_refuses_shards():
 
 def test_threads_are_set_before_tensorflow_starts_or_a_warning_says_why_not():
     # `zoo fit` configures the runtime first (trainer.early_strategy), in a fresh process.
-    code = ("from zoo import trainer; import tensorflow as tf; "
+    code = ("from zoo.training import trainer; import tensorflow as tf; "
             "trainer.early_strategy('vae', ['train.batch_shards=2']); "
             "print(tf.config.threading.get_intra_op_parallelism_threads(), "
             "tf.config.threading.get_inter_op_parallelism_threads())")

@@ -4,9 +4,9 @@ import types
 
 import pytest
 
-from zoo import callbacks as zcallbacks
-from zoo.callbacks import TimeBudget
-from zoo.config import RecipeError, load_recipe
+from zoo.training import callbacks as zcallbacks
+from zoo.training.callbacks import TimeBudget
+from zoo.configs.recipe import RecipeError, load_recipe
 
 
 class FakeClock:

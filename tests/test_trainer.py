@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import trainer
+from zoo.training import trainer
 
 EPOCHS = 2
 STEPS = 3
@@ -33,7 +33,7 @@ def read_history(run_dir):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    return tiny_recipe().fit(out=out, verbose=0)
+    return zoo.fit(tiny_recipe(), out=out, verbose=0)
 
 
 def test_run_directory_files(finished):
@@ -73,7 +73,7 @@ def test_run_object(finished):
 
 def test_a_finished_run_is_refused(finished):
     with pytest.raises(ValueError, match="already holds a finished run") as info:
-        tiny_recipe().fit(out=finished.dir, verbose=0)
+        zoo.fit(tiny_recipe(), out=finished.dir, verbose=0)
     message = str(info.value)
     assert "\n" not in message and "--resume" in message and "--overwrite" in message
     assert json.loads((finished.dir / "metrics.json").read_text())["finished"]  # nothing was lost
@@ -81,23 +81,23 @@ def test_a_finished_run_is_refused(finished):
 
 def test_resume_and_overwrite_exclude_each_other(tmp_path):
     with pytest.raises(ValueError, match="exclude each other"):
-        tiny_recipe().fit(out=tmp_path / "run", resume=True, overwrite=True, verbose=0)
+        zoo.fit(tiny_recipe(), out=tmp_path / "run", resume=True, overwrite=True, verbose=0)
 
 
 def test_overwrite_and_resume_a_finished_run(tmp_path):
     out = tmp_path / "run"
-    first = tiny_recipe(epochs=1).fit(out=out, verbose=0)
+    first = zoo.fit(tiny_recipe(epochs=1), out=out, verbose=0)
     (out / "marker").write_text("from the first run")
     # --resume trains the finished run further, to the new epoch count.
-    resumed = tiny_recipe(epochs=2).fit(out=out, resume=True, verbose=0)
+    resumed = zoo.fit(tiny_recipe(epochs=2), out=out, resume=True, verbose=0)
     assert [int(r["epoch"]) for r in read_history(out)] == [1, 2]
     assert float(read_history(out)[0]["loss"]) == pytest.approx(first.history["loss"][0])
     assert resumed.model.optimizer.iterations.numpy() == 2 * STEPS
     # A resumed run must be the same recipe (apart from its length).
     with pytest.raises(ValueError, match="different recipe"):
-        tiny_recipe(epochs=3, learning_rate=0.5).fit(out=out, resume=True, verbose=0)
+        zoo.fit(tiny_recipe(epochs=3, learning_rate=0.5), out=out, resume=True, verbose=0)
     # --overwrite starts again from nothing.
-    tiny_recipe(epochs=1).fit(out=out, overwrite=True, verbose=0)
+    zoo.fit(tiny_recipe(epochs=1), out=out, overwrite=True, verbose=0)
     assert not (out / "marker").exists()
     assert [int(r["epoch"]) for r in read_history(out)] == [1]
 
@@ -131,12 +131,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     extra = [Interrupt()]
     monkeypatch.setattr(trainer, "make_callbacks", lambda *a, **k: make_callbacks(*a, **k) + extra)
     with pytest.raises(Interrupted):
-        recipe.fit(out=out, verbose=0)
+        zoo.fit(recipe, out=out, verbose=0)
     assert [int(r["epoch"]) for r in read_history(out)] == [1]
     assert not (out / "metrics.json").exists()
 
     extra[:] = [Watch()]
-    run = recipe.fit(out=out, verbose=0)  # the same command again: no flag needed for an unfinished run
+    run = zoo.fit(recipe, out=out, verbose=0)  # the same command again: no flag needed for an unfinished run
     assert seen["epochs"] == [1, 2]  # Keras counts from 0: epochs 2 and 3
     assert seen["iterations"] == STEPS  # the optimizer state came back too
     for restored, saved in zip(seen["restored"], seen["weights"]):
@@ -150,7 +150,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 def test_default_run_directory_is_runs_slash_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = tiny_recipe(epochs=1, steps_per_epoch=1).fit(verbose=0)
+    run = zoo.fit(tiny_recipe(epochs=1, steps_per_epoch=1), verbose=0)
     assert run.dir.resolve() == (tmp_path / "runs" / "stacked").resolve()
 
 
@@ -172,7 +172,7 @@ def test_nan_in_the_data_is_an_error(tmp_path):
     data_dir = write_idx_dir(tmp_path / "idx", images)
     recipe = tiny_recipe().replace("data", data_dir=str(data_dir), source="idx", validation_size=0)
     with pytest.raises(ValueError, match="non-finite") as info:
-        recipe.fit(out=tmp_path / "run", verbose=0)
+        zoo.fit(recipe, out=tmp_path / "run", verbose=0)
     assert "\n" not in str(info.value) and "x_train" in str(info.value)
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
@@ -181,7 +181,7 @@ def test_data_shape_must_match_the_model(tmp_path):
     data_dir = write_idx_dir(tmp_path / "idx", np.random.default_rng(0).random((8, 20, 20)).astype("float32"))
     recipe = tiny_recipe().replace("data", data_dir=str(data_dir), source="idx", validation_size=0)
     with pytest.raises(ValueError, match=r"does not match the model input \(28, 28, 1\)"):
-        recipe.fit(out=tmp_path / "run", verbose=0)
+        zoo.fit(recipe, out=tmp_path / "run", verbose=0)
 
 
 def test_unknown_strategy_lists_the_known_ones():
@@ -192,22 +192,22 @@ def test_unknown_strategy_lists_the_known_ones():
 def test_fit_under_the_mirrored_strategy(tmp_path):
     strategy = trainer.make_strategy("mirrored")
     assert trainer.make_strategy("mirrored") is strategy  # one per process: a second one's all-reduces collide
-    run = tiny_recipe(epochs=1, strategy="mirrored").fit(out=tmp_path / "run", verbose=0)
+    run = zoo.fit(tiny_recipe(epochs=1, strategy="mirrored"), out=tmp_path / "run", verbose=0)
     assert run.model.distribute_strategy is strategy
     assert np.isfinite(run.metrics["loss"]) and run.metrics["finished"]
     # A second model of another size under the same strategy trains too.
-    run = tiny_recipe(epochs=1, strategy="mirrored").replace("model", code_size=6).fit(out=tmp_path / "b", verbose=0)
+    run = zoo.fit(tiny_recipe(epochs=1, strategy="mirrored").replace("model", code_size=6), out=tmp_path / "b", verbose=0)
     assert np.isfinite(run.metrics["loss"])
 
 
 def test_several_steps_per_execution_on_two_replicas_take_the_custom_loop(tmp_path):
     # Keras's Model.fit fails here (keras-team/keras#19246); "auto" trains with the custom loop instead.
     recipe = tiny_recipe(epochs=2, strategy="mirrored", steps_per_execution=2)
-    run = recipe.fit(out=tmp_path / "run", verbose=0)
+    run = zoo.fit(recipe, out=tmp_path / "run", verbose=0)
     assert run.metrics["finished"] and np.isfinite(run.metrics["loss"])
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == ["1", "2"]
     with pytest.raises(ValueError, match="loop 'fit' fails with steps_per_execution > 1 on 2 replicas"):
-        recipe.replace("train", loop="fit").fit(out=tmp_path / "fit", verbose=0)
+        zoo.fit(recipe.replace("train", loop="fit"), out=tmp_path / "fit", verbose=0)
     assert not (tmp_path / "fit").exists()  # refused before anything is written
     # On one replica the same recipe, with whole executions per epoch, keeps Model.fit.
     assert trainer.use_custom_loop(recipe.replace("train", steps_per_epoch=4).train,
@@ -219,12 +219,12 @@ def test_steps_per_epoch_is_exact_with_several_steps_per_execution(tmp_path):
     recipe = tiny_recipe(epochs=2, steps_per_execution=2)
     one_device = trainer.make_strategy("one_device")
     assert trainer.use_custom_loop(recipe.train, one_device) is True
-    run = recipe.fit(out=tmp_path / "run", verbose=0)
+    run = zoo.fit(recipe, out=tmp_path / "run", verbose=0)
     assert int(run.model.optimizer.iterations.numpy()) == 2 * STEPS
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == ["1", "2"]
     with pytest.raises(ValueError, match=r"^loop 'fit' would train 4 steps per epoch, not steps_per_epoch = 3, "
                                          r"with steps_per_execution = 2: use loop"):
-        recipe.replace("train", loop="fit").fit(out=tmp_path / "fit", verbose=0)
+        zoo.fit(recipe.replace("train", loop="fit"), out=tmp_path / "fit", verbose=0)
     assert not (tmp_path / "fit").exists()
     # A multiple of steps_per_execution, or a whole pass over the data, keeps Model.fit.
     assert trainer.use_custom_loop(tiny_recipe(steps_per_execution=3).train, one_device) is False

@@ -1,51 +1,80 @@
 """zoo: a Keras 3 model zoo of autoencoders on TensorFlow.
 
+`import zoo` is light: recipes, the registry and the CLI work without TensorFlow, and the
+families (Keras classes) are imported on first use — by `zoo.build`, `zoo.fit`,
+`zoo.load_model`, `zoo.evaluate`, `zoo.export`, `zoo.benchmark` — or at once when Keras is
+already imported, so `keras.saving.load_model` finds them after `import keras, zoo`.
+
 Example:
     >>> import zoo
     >>> zoo.list_models()
     ['basic', 'denoising', 'sparse', 'stacked', 'vae']
-    >>> run = zoo.load_recipe("recipes/vae.toml").fit(epochs=5)
+    >>> run = zoo.fit("vae", epochs=5)
+    >>> model = zoo.load_model(run.dir / "model.keras")
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from zoo.config import Recipe, RecipeError, list_recipes, load_recipe  # noqa: E402
-from zoo.registry import build, list_models, register  # noqa: E402
-import zoo.models  # noqa: E402,F401  (registers the families, so .keras files load after `import zoo`)
-import zoo.optimizers  # noqa: E402,F401  (registers FusedAdam, the optimizer saved with compiled models)
+from zoo.configs import Recipe, RecipeError, list_recipes, load_recipe  # noqa: E402
+from zoo.registry import list_models, register  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Recipe", "RecipeError", "build", "list_models", "list_recipes", "load_recipe", "register", "fit", "export"]
+__all__ = ["Recipe", "RecipeError", "benchmark", "build", "evaluate", "export", "fit", "list_models",
+           "list_recipes", "load_model", "load_recipe", "register"]
+
+
+def build(family: str, /, **hparams):
+    """Builds a registered family from its hyperparameters; see `zoo.registry.build`."""
+    from zoo.registry import build as _build
+
+    return _build(family, **hparams)
+
+
+def load_model(path, compile: bool = False):
+    """Loads a `.keras` file of a zoo model with Keras's safe mode (no code from the file runs)."""
+    import keras
+
+    import zoo.models  # noqa: F401  (registers the classes the file names)
+    import zoo.training.optimizers  # noqa: F401  (FusedAdam, the optimizer of compiled models)
+
+    return keras.saving.load_model(path, safe_mode=True, compile=compile)
 
 
 def fit(recipe, **kwargs):
-    """Loads `recipe` (a path or a shipped recipe's name) if needed and trains it; see `Recipe.fit`."""
-    if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe)
-    return recipe.fit(**kwargs)
+    """Trains `recipe` (a `Recipe`, a path or a shipped recipe's name); see `zoo.training.trainer.fit_recipe`."""
+    from zoo.training.trainer import fit_recipe
+
+    return fit_recipe(recipe if isinstance(recipe, Recipe) else load_recipe(recipe), **kwargs)
 
 
-def export(run_or_model, **kwargs):
-    """Exports a run, a .keras file or a zoo model for TF Serving, LiteRT and ONNX; see `zoo.export.export`.
+def evaluate(run, **kwargs):
+    """Evaluates a finished run on its test set; see `zoo.evaluation.evaluate.evaluate`."""
+    from zoo.evaluation.evaluate import evaluate as _evaluate
 
-    The exporter is imported on first use, so `import zoo` does not load the converters.
-    """
-    from zoo.export import export as _export
-
-    return _export(run_or_model, **kwargs)
+    return _evaluate(run, **kwargs)
 
 
-__all__ += ["evaluate", "benchmark"]
+def benchmark(recipes=None, **kwargs):
+    """Fits, evaluates and exports recipes under one budget; see `zoo.bench.runner.benchmark`."""
+    from zoo.bench.runner import benchmark as _benchmark
+
+    return _benchmark(recipes, **kwargs)
 
 
 def __getattr__(name):
-    # zoo.evaluate(run) and zoo.benchmark(...) load on first use; both modules are callable, so
-    # the attribute stays usable after `import zoo.evaluate` binds the module itself here.
-    if name in ("evaluate", "benchmark"):
+    # `zoo.export` is the export package, itself callable (`zoo.export(run)`): one object whether
+    # or not `import zoo.export` ran first, imported on first use so `import zoo` stays light.
+    if name == "export":
         import importlib
 
-        return importlib.import_module(f"zoo.{name}")
+        return importlib.import_module("zoo.export")
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+if "keras" in sys.modules:  # Keras is loaded anyway: register the families for keras.saving.load_model
+    import zoo.models  # noqa: E402,F401
+    import zoo.training.optimizers  # noqa: E402,F401

@@ -56,11 +56,11 @@ def _fit(parser):
                           (args.strategy, "strategy")):
             if flag is not None:
                 overrides.append(f"train.{key}={flag!r}" if isinstance(flag, str) else f"train.{key}={flag}")
-        from zoo.trainer import early_strategy
+        from zoo.training.trainer import early_strategy
 
         early_strategy(args.recipe, overrides)  # a multi-worker strategy must precede any TensorFlow work
         recipe = zoo.load_recipe(args.recipe, overrides=overrides)
-        result = recipe.fit(out=args.out, resume=args.resume, overwrite=args.overwrite,
+        result = zoo.fit(recipe, out=args.out, resume=args.resume, overwrite=args.overwrite,
                             verbose=0 if args.quiet else "auto")
         shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
         print("  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
@@ -86,7 +86,7 @@ def _export(parser):
         import numpy as np
 
         import zoo
-        from zoo.export import describe
+        from zoo.export.saved_model import describe
 
         arrays = {}
         for key, file in (("representative_data", args.calibration_data), ("test_data", args.test_data)):
@@ -95,7 +95,7 @@ def _export(parser):
                     arrays[key] = np.load(file, allow_pickle=False)
                 except (OSError, ValueError) as e:
                     raise ValueError(f"{file}: not a readable .npy array ({str(e).splitlines()[0]})") from None
-        paths = zoo.export(args.path, base=args.base, format=args.format, quantize=args.quantize, name=args.name,
+        paths = zoo.export.saved_model(args.path, base=args.base, format=args.format, quantize=args.quantize, name=args.name,
                            latency_runs=args.latency_runs, **arrays)
         print(describe(paths))
 
@@ -112,8 +112,8 @@ def _evaluate(parser):
     def run(args):
         from rich.console import Console
 
-        from zoo.evaluate import evaluate
-        from zoo.report import evaluation_table
+        from zoo.evaluation.evaluate import evaluate
+        from zoo.bench.report import evaluation_table
 
         result = evaluate(args.run, nll_samples=args.nll_samples, nll_examples=args.nll_examples,
                           probe_train_size=args.probe_train_size)
@@ -139,7 +139,7 @@ def _bench(parser):
     def run(args):
         import shlex
 
-        from zoo.benchmark import benchmark
+        from zoo.bench.runner import benchmark
 
         benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, out=args.out,
                   nll_samples=args.nll_samples, nll_examples=args.nll_examples,

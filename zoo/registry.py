@@ -1,4 +1,8 @@
-"""The model registry: families register themselves where they are defined.
+"""One generic registry: model families, hyperparameter schemas, noises, strategies and CLI commands.
+
+Each entry is registered where it is defined (`@register("sparse")`) or, for the built-in
+families, named lazily as "module:attribute" so that listing names imports nothing heavy.
+Looking up an unknown name fails with the list of what exists.
 
 Example:
     >>> import zoo
@@ -9,21 +13,82 @@ Example:
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, TypeVar
+import importlib
+from typing import Any, Callable, Generic, TypeVar
 
-T = TypeVar("T", bound=type)
-
-_MODELS: dict[str, type] = {}
+T = TypeVar("T")
 
 
-def register(name: str) -> Callable[[T], T]:
-    """Class decorator that makes a model family buildable by `name`."""
+class Registry(Generic[T]):
+    """Names → objects, some of them imported on first lookup.
 
-    def decorate(cls: T) -> T:
-        if name in _MODELS and _MODELS[name] is not cls:
-            raise ValueError(f"Model family '{name}' is already registered by {_MODELS[name].__name__}")
-        _MODELS[name] = cls
+    Args:
+        kind: what the entries are, for error messages ("model", "noise", ...).
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Any] = {}
+
+    def add(self, name: str, obj: T) -> T:
+        """Registers `obj` as `name`; registering another object under a taken name is an error."""
+        current = self._entries.get(name)
+        if current is not None and current is not obj and not isinstance(current, str):
+            raise ValueError(f"{self.kind.capitalize()} '{name}' is already registered "
+                             f"({getattr(current, '__name__', current)})")
+        self._entries[name] = obj
+        return obj
+
+    def add_lazy(self, name: str, target: str) -> None:
+        """Registers "module:attribute", imported on the first `get(name)`."""
+        self._entries.setdefault(name, target)
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator form of `add`."""
+        return lambda obj: self.add(name, obj)
+
+    def get(self, name: str) -> T:
+        """The object registered as `name`; ValueError listing the known names otherwise."""
+        if name not in self._entries:
+            raise ValueError(f"Unknown {self.kind} {name!r}. Known: {', '.join(self.names())}")
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attribute = entry.partition(":")
+            entry = getattr(importlib.import_module(module), attribute)
+            self._entries[name] = entry
+        return entry
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+
+#: Model families: name → the `keras.Model` subclass (built-ins imported on first use).
+FAMILIES: Registry = Registry("model")
+#: Their hyperparameter schemas: name → a `zoo.configs.schema.HParams` dataclass (no TensorFlow).
+HPARAMS: Registry = Registry("model")
+
+_BUILTIN = {"basic": "basic:BasicAutoencoder", "stacked": "stacked:StackedAutoencoder",
+            "sparse": "sparse:SparseAutoencoder", "denoising": "denoising:DenoisingAutoencoder",
+            "vae": "vae:VariationalAutoencoder"}
+for _name, _target in _BUILTIN.items():
+    FAMILIES.add_lazy(_name, f"zoo.models.{_target}")
+
+
+def register(name: str, hparams=None):
+    """Class decorator that makes a model family buildable and checkable by `name`.
+
+    The family's hyperparameter dataclass is `hparams` or the class's `HParams` attribute;
+    recipes are checked against it without building the model.
+    """
+
+    def decorate(cls):
+        schema = hparams or cls.__dict__.get("HParams") or getattr(cls, "HParams", None)
+        FAMILIES.add(name, cls)
+        if schema is not None:
+            HPARAMS.add(name, schema)
         cls.family = name
         return cls
 
@@ -32,26 +97,25 @@ def register(name: str) -> Callable[[T], T]:
 
 def list_models() -> list[str]:
     """Names of the registered model families, sorted."""
-    _load_builtin()
-    return sorted(_MODELS)
+    _load_builtin_schemas()
+    return FAMILIES.names()
 
 
 def get(name: str) -> type:
-    """The class registered as `name`; ValueError listing the known names otherwise."""
-    _load_builtin()
-    if name not in _MODELS:
-        raise ValueError(f"Unknown model '{name}'. Known: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
+    """The model class registered as `name`."""
+    return FAMILIES.get(name)
+
+
+def hparams_class(name: str):
+    """The hyperparameter dataclass of family `name` (no TensorFlow for the built-ins)."""
+    _load_builtin_schemas()
+    if name not in HPARAMS and name in FAMILIES:
+        FAMILIES.get(name)  # a family registered lazily elsewhere registers its schema on import
+    return HPARAMS.get(name)
 
 
 # Arguments every Keras model takes besides its own hyperparameters.
 KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
-
-
-def hyperparameters(name: str) -> dict[str, Any]:
-    """A family's hyperparameters and their defaults: its constructor's named arguments."""
-    return {key: p.default for key, p in inspect.signature(get(name).__init__).parameters.items()
-            if p.kind is p.POSITIONAL_OR_KEYWORD and key != "self"}
 
 
 def build(family: str, /, **hparams):
@@ -61,7 +125,9 @@ def build(family: str, /, **hparams):
         ValueError: an unknown family, or an argument the family does not take (rather than
             silently ignoring it), naming what is allowed.
     """
-    known = hyperparameters(family)
+    import dataclasses
+
+    known = ["input_shape", *(f.name for f in dataclasses.fields(hparams_class(family)))]
     for key in hparams:
         if key not in known and key not in KERAS_MODEL_ARGUMENTS:
             raise ValueError(f"Unknown argument '{key}' for model '{family}'. "
@@ -69,7 +135,5 @@ def build(family: str, /, **hparams):
     return get(family)(**hparams)
 
 
-def _load_builtin() -> None:
-    # Importing the package registers the built-in families; done lazily so that
-    # `zoo.registry` itself has no TensorFlow import cost.
-    import zoo.models  # noqa: F401
+def _load_builtin_schemas() -> None:
+    importlib.import_module("zoo.configs.families")  # registers the built-in schemas (TF-free)

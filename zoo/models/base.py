@@ -1,16 +1,32 @@
-"""The autoencoder base class every family derives from."""
+"""The autoencoder base class every family derives from, and the hooks every consumer calls.
+
+Consumers — export, evaluation, bench, report, anomaly scoring — never ask which family they
+hold: they call the hooks below, and each family overrides the ones it has.
+
+    hook                          base behaviour                         overridden by
+    HParams                       the hyperparameter dataclass           every family
+    serving_signatures()          serving_default, encode, decode        vae (+ sample, log_likelihood)
+    device_signatures             names that convert to TFLite / ONNX    -
+    signature_inputs(x)           example inputs of every signature      vae
+    evaluation_metrics(x, s)      {}                                     sparse (ρ̂), vae (NLL, ELBO, AU)
+    figures(x, y)                 {}                                     vae (samples, interpolation)
+    anomaly_score(x)              per-example reconstruction error       vae (−ELBO)
+    feature_scores(x)             per-feature reconstruction error       vae (−log p(x_d | z = μ))
+    reconstruct(x)                x̂ = G(F(x)), in [0, 1]                 vae (mean of p(x | z = μ))
+"""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from zoo.checks import check_choice, check_range
-from zoo.layers.blocks import check_backbone, make_decoder, make_encoder
-from zoo.sharding import sharded_train_step
+from zoo.configs.families import AutoencoderHParams
+from zoo.layers.blocks import make_decoder, make_encoder
+from zoo.models.sharded_step import sharded_train_step
 
-RECONSTRUCTION_LOSSES = ("mse", "bce")
+KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
 
 
 def num_replicas() -> int:
@@ -33,6 +49,10 @@ def per_example_sum(values):
     return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
 
 
+def _float32(t):
+    return tf.cast(t, tf.float32)  # mixed-precision models compute in float16
+
+
 class Autoencoder(keras.Model):
     """x → code z = F(x | Θ) → x̂ = G(z | Φ), trained to minimise L(x, x̂).
 
@@ -42,71 +62,65 @@ class Autoencoder(keras.Model):
 
     `call(x)` returns the reconstruction x̂ in [0, 1]. In training, `call` returns the dict of
     tensors the objective needs (`forward`), which Keras passes on to `compute_loss` as y_pred,
-    so each step runs the network once.
+    so each step runs the network once; `test_step` does the same for validation.
 
     Args:
         input_shape: shape of one example, e.g. (28, 28, 1).
-        code_size: size of the code z.
-        hidden: hidden layer sizes of the encoder (unit counts for backbone="dense", filter
-            counts for backbone="conv"); the decoder mirrors them.
-        backbone: "dense" or "conv".
-        activation: activation of the hidden layers.
-        code_activation: activation of the code layer.
-        loss: "mse" or "bce".
-        weight_decay: λ ≥ 0.
+        **hparams: the family's hyperparameters, the fields of its `HParams` dataclass (any
+            other key is an error); plus Keras's `name`, `trainable`, `dtype`.
 
     Attributes:
+        hparams: the checked `HParams` instance; `get_config` returns it.
         batch_shards: shards of each training batch whose passes run side by side
-            (`zoo.sharding`); a training setting (`train.batch_shards`), not saved with the model.
-        per_example_objective: whether the objective is a mean over examples plus terms of the
-            parameters only, which is what lets a batch be cut into shards.
+            (`zoo.models.sharded_step`); a training setting, not saved with the model.
     """
 
-    per_example_objective = True
+    HParams = AutoencoderHParams
     batch_shards = 1
+    device_signatures = ("serving_default", "encode", "decode")
 
-    def __init__(self, input_shape=(28, 28, 1), code_size: int = 32, hidden=(), backbone: str = "dense",
-                 activation: str = "relu", code_activation: str = "linear", loss: str = "mse",
-                 weight_decay: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        hidden = list(hidden)
-        check_range("code_size", code_size, 1)
-        if not isinstance(code_size, int):
-            raise ValueError(f"code_size must be a positive integer. Received: code_size={code_size!r}")
-        check_backbone(backbone, input_shape, hidden)
-        check_choice("loss", loss, RECONSTRUCTION_LOSSES)
-        check_range("weight_decay", weight_decay, 0.0)
+    def __init__(self, input_shape=(28, 28, 1), **kwargs):
+        keras_kwargs = {k: kwargs.pop(k) for k in KERAS_MODEL_ARGUMENTS if k in kwargs}
+        schema = type(self).HParams
+        unknown = sorted(set(kwargs) - set(schema.keys()))
+        if unknown:
+            raise ValueError(f"Unknown argument '{unknown[0]}' for model '{getattr(self, 'family', type(self).__name__)}'"
+                             f". Allowed: input_shape, {', '.join(schema.keys())}")
+        try:
+            hparams = schema(**kwargs)
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+        input_shape = tuple(input_shape)
+        hparams.check_shape(input_shape)
+        super().__init__(**keras_kwargs)
+        self.hparams = hparams
         self.input_shape_ = tuple(int(d) for d in input_shape)
-        self.code_size = code_size
-        self.hidden = hidden
-        self.backbone = backbone
-        self.activation = activation
-        self.code_activation = code_activation
-        self.loss_name = loss
-        self.weight_decay = float(weight_decay)
+        self.code_size = hparams.code_size
+        self.hidden = list(hparams.hidden)
+        self.backbone = hparams.backbone
+        self.activation = hparams.activation
+        self.code_activation = hparams.code_activation
+        self.loss_name = hparams.loss
+        self.weight_decay = float(hparams.weight_decay)
         regularizer = keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
-        self.encoder = make_encoder(self.input_shape_, hidden, self.encoder_units(), backbone=backbone,
-                                    activation=activation, out_activation=self.code_activation_for_encoder(),
+        self.encoder = make_encoder(self.input_shape_, self.hidden, hparams.encoder_units(), backbone=self.backbone,
+                                    activation=self.activation, out_activation=self.code_activation,
                                     kernel_regularizer=regularizer)
-        self.decoder = make_decoder(code_size, hidden, self.input_shape_, backbone=backbone, activation=activation,
-                                    out_channels=self.decoder_channels(), kernel_regularizer=regularizer)
+        self.decoder = make_decoder(self.code_size, self.hidden, self.input_shape_, backbone=self.backbone,
+                                    activation=self.activation, out_channels=self.input_shape_[-1],
+                                    kernel_regularizer=regularizer)
 
-    # Hooks that families override.
-    def encoder_units(self) -> int:
-        return self.code_size
+    @property
+    def per_example_objective(self) -> bool:
+        return self.HParams.per_example_objective
 
-    def code_activation_for_encoder(self):
-        return self.code_activation
-
-    def decoder_channels(self) -> int:
-        return self.input_shape_[-1]
-
+    # Parts of the objective that families override.
     def corrupt(self, x, training):
         """The input the encoder sees; identity here, noise in the denoising family."""
         return x
 
     def penalty(self, outputs):
-        """Extra terms of the objective, already weighted, over the global batch; 0 here."""
+        """Extra terms of the objective, already weighted, over the global batch; None here."""
         return None
 
     # The model.
@@ -117,6 +131,10 @@ class Autoencoder(keras.Model):
     def decode(self, z):
         """The reconstruction x̂ = G(z | Φ), in [0, 1]."""
         return ops.sigmoid(ops.cast(self.decoder(z), "float32"))
+
+    def reconstruct(self, x):
+        """x̂ = G(F(x)) at inference (no corruption, no sampling)."""
+        return self.decode(self.encode(x))
 
     def forward(self, x, training=False) -> dict:
         """All tensors of one pass: code, logits (pre-sigmoid) and reconstruction."""
@@ -129,16 +147,28 @@ class Autoencoder(keras.Model):
             return sharded_train_step(self, data, self.batch_shards)
         return super().train_step(data)
 
+    def test_step(self, data):
+        # Keras's test step calls `self(x)`, which gives only x̂ at inference, so compute_loss
+        # would run the network a second time: here one pass feeds both the loss and the metrics.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        outputs = self.forward(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=outputs, sample_weight=sample_weight, training=False)
+        self._loss_tracker.update_state(loss * num_replicas(), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+        return self.compute_metrics(x, y, None, sample_weight=sample_weight)
+
     def call(self, inputs, training=False):
-        outputs = self.forward(inputs, training=training)
-        return outputs if training else outputs["reconstruction"]
+        return self.forward(inputs, training=True) if training else self.reconstruct(inputs)
 
     def reconstruction_error(self, target, outputs):
         """Per-example ‖x − x̂‖² or binary cross-entropy, summed over pixels."""
+        return per_example_sum(self.reconstruction_error_per_feature(target, outputs))
+
+    def reconstruction_error_per_feature(self, target, outputs):
+        """(x_d − x̂_d)² or −[x_d log x̂_d + (1−x_d) log(1−x̂_d)] for every feature d."""
         target = ops.cast(target, "float32")
         if self.loss_name == "bce":
-            return per_example_sum(ops.binary_crossentropy(target, outputs["logits"], from_logits=True))
-        return per_example_sum(ops.square(target - outputs["reconstruction"]))
+            return ops.binary_crossentropy(target, outputs["logits"], from_logits=True)
+        return ops.square(target - outputs["reconstruction"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         outputs = y_pred if isinstance(y_pred, dict) else self.forward(x, training=False)
@@ -152,14 +182,49 @@ class Autoencoder(keras.Model):
         return loss
 
     def get_config(self):
+        return {**super().get_config(), "input_shape": list(self.input_shape_), **self.hparams.to_dict()}
+
+    # Hooks of the consumers.
+    def serving_signatures(self) -> dict:
+        """The SavedModel signatures: name → `tf.function` with named input specs.
+
+        serving_default: x [B, *input_shape] → reconstruction; encode: x → code [B, d];
+        decode: code → reconstruction. Deterministic, built-in TFLite ops only.
+        """
+        x_spec = tf.TensorSpec([None, *self.input_shape_], tf.float32, name="x")
+        code_spec = tf.TensorSpec([None, self.code_size], tf.float32, name="code")
         return {
-            **super().get_config(),
-            "input_shape": list(self.input_shape_),
-            "code_size": self.code_size,
-            "hidden": list(self.hidden),
-            "backbone": self.backbone,
-            "activation": self.activation,
-            "code_activation": self.code_activation,
-            "loss": self.loss_name,
-            "weight_decay": self.weight_decay,
+            "serving_default": tf.function(lambda x: {"reconstruction": _float32(self.reconstruct(x))},
+                                           input_signature=[x_spec], autograph=False),
+            "encode": tf.function(lambda x: {"code": _float32(self.encode(x))}, input_signature=[x_spec],
+                                  autograph=False),
+            "decode": tf.function(lambda code: {"reconstruction": _float32(self.decode(code))},
+                                  input_signature=[code_spec], autograph=False),
         }
+
+    def signature_inputs(self, x) -> dict:
+        """Example inputs of every serving signature for the examples `x` (a numpy batch):
+        warm-up requests, int8 calibration and parity checks use them."""
+        x = np.asarray(x, "float32")
+        return {"serving_default": {"x": x}, "encode": {"x": x},
+                "decode": {"code": np.asarray(_float32(self.encode(x)))}}
+
+    def evaluation_metrics(self, x, settings) -> dict:
+        """The family's own test metrics on `x`, the test examples as the model was trained on
+        them (binarized when the recipe binarizes); `settings` is a `zoo.evaluation.EvalSettings`."""
+        return {}
+
+    def figures(self, x, y) -> dict:
+        """The family's own figures of the test examples `x` (labels `y`): name → a dict with
+        `kind` "grid" (`images`) or "rows" (`rows`, a list of (label, images)) and a `title`."""
+        return {}
+
+    def anomaly_score(self, x):
+        """Per-example score: the reconstruction error of the objective, ‖x − x̂‖² or the
+        cross-entropy summed over features, at inference (no corruption). Higher is more anomalous."""
+        return per_example_sum(self.feature_scores(x))
+
+    def feature_scores(self, x):
+        """The reconstruction error of each feature, shape (B, *input_shape): where x is abnormal."""
+        outputs = self.forward(x, training=False)
+        return self.reconstruction_error_per_feature(x, outputs)

@@ -10,15 +10,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
 
-from zoo.checks import check_choice, check_range
+from zoo.configs.families import VAEHParams
 from zoo.models.base import Autoencoder, replica_mean
 from zoo.registry import register
 
 tfd = tfp.distributions
 
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
-PRIORS = ("normal", "mixture")
 LOG_2PI = math.log(2.0 * math.pi)
+ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -58,49 +57,39 @@ class VariationalAutoencoder(Autoencoder):
         prior_components: number of mixture components.
         iw_samples: k, samples of the importance-weighted bound (1: the ELBO).
         seed: seed of ε.
+        weight_decay: λ ≥ 0 of the L2 penalty (λ/2)·Σ‖W‖² on the kernels.
 
     Example:
         >>> vae = zoo.build("vae", input_shape=(28, 28, 1), code_size=32)
         >>> vae.log_likelihood(x, num_samples=1000)  # log p(x) per example, in nats
     """
 
-    def __init__(self, input_shape=(28, 28, 1), code_size: int = 32, hidden=(512, 256), backbone: str = "dense",
-                 activation: str = "relu", likelihood: str = "bernoulli", sigma: float = 0.1,
-                 learn_sigma: bool = False, beta: float = 1.0, kl_warmup_steps: int = 0, prior: str = "normal",
-                 prior_components: int = 10, iw_samples: int = 1, seed: int | None = None, **kwargs):
-        for key in ("code_activation", "loss"):
-            kwargs.pop(key, None)
-        check_choice("likelihood", likelihood, LIKELIHOODS)
-        check_choice("prior", prior, PRIORS)
-        check_range("sigma", sigma, 0.0, low_open=True)
-        check_range("beta", beta, 0.0)
-        check_range("kl_warmup_steps", kl_warmup_steps, 0)
-        check_range("prior_components", prior_components, 1)
-        check_range("iw_samples", iw_samples, 1)
-        self.likelihood = likelihood
-        super().__init__(input_shape=input_shape, code_size=code_size, hidden=hidden, backbone=backbone,
-                         activation=activation, code_activation="linear", loss="bce", **kwargs)
-        self.sigma, self.learn_sigma = float(sigma), bool(learn_sigma)
-        self.beta, self.kl_warmup_steps = float(beta), int(kl_warmup_steps)
-        self.prior_name, self.prior_components = prior, int(prior_components)
-        self.iw_samples, self.seed = int(iw_samples), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.log_sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(sigma)),
-                                         trainable=self.learn_sigma, name="log_sigma")
-        if prior == "mixture":
-            self.prior_logits = self.add_weight(shape=(prior_components,), initializer="zeros", name="prior_logits")
-            self.prior_loc = self.add_weight(shape=(prior_components, code_size),
-                                             initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed),
+    HParams = VAEHParams
+
+    def __init__(self, input_shape=(28, 28, 1), **kwargs):
+        super().__init__(input_shape=input_shape, **kwargs)
+        hp = self.hparams
+        self.likelihood = hp.likelihood
+        self.sigma, self.learn_sigma = hp.sigma, hp.learn_sigma
+        self.beta, self.kl_warmup_steps = hp.beta, hp.kl_warmup_steps
+        self.prior_name, self.prior_components = hp.prior, hp.prior_components
+        self.iw_samples, self.seed = hp.iw_samples, hp.seed
+        self.seed_generator = keras.random.SeedGenerator(hp.seed)
+        if self.likelihood == "gaussian":  # the only likelihood with a σ
+            self.log_sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(hp.sigma)),
+                                             trainable=self.learn_sigma, name="log_sigma")
+        if hp.prior == "mixture":
+            k, d = hp.prior_components, hp.code_size
+            self.prior_logits = self.add_weight(shape=(k,), initializer="zeros", name="prior_logits")
+            self.prior_loc = self.add_weight(shape=(k, d), initializer=keras.initializers.RandomNormal(stddev=1.0,
+                                                                                                       seed=hp.seed),
                                              name="prior_loc")
-            self.prior_raw_scale = self.add_weight(shape=(prior_components, code_size),
+            self.prior_raw_scale = self.add_weight(shape=(k, d),
                                                    initializer=keras.initializers.Constant(0.5413),  # softplus⁻¹(1)
                                                    name="prior_raw_scale")
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
-
-    def encoder_units(self) -> int:
-        return 2 * self.code_size
 
     # Distributions.
     def prior(self) -> tfd.Distribution:
@@ -110,14 +99,15 @@ class VariationalAutoencoder(Autoencoder):
             return tfd.MixtureSameFamily(tfd.Categorical(logits=self.prior_logits), components)
         return tfd.MultivariateNormalDiag(loc=tf.zeros(self.code_size), scale_diag=tf.ones(self.code_size))
 
-    def _posterior_params(self, x, training=False):
+    def posterior_params(self, x, training=False):
+        """(μ_φ(x), σ_φ(x)) of q_φ(z|x), float32 tensors of shape (B, d)."""
         h = ops.cast(self.encoder(x, training=training), "float32")
         loc, raw_scale = h[:, : self.code_size], h[:, self.code_size:]
         return loc, ops.softplus(raw_scale) + 1e-5
 
     def posterior(self, x) -> tfd.Distribution:
         """q_φ(z|x) as a `tfd.MultivariateNormalDiag`."""
-        loc, scale = self._posterior_params(x)
+        loc, scale = self.posterior_params(x)
         return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
 
     def likelihood_from_logits(self, logits) -> tfd.Distribution:
@@ -137,7 +127,7 @@ class VariationalAutoencoder(Autoencoder):
     # The model.
     def encode(self, x):
         """The posterior mean μ_φ(x), the deterministic code used at inference."""
-        return self._posterior_params(x)[0]
+        return self.posterior_params(x)[0]
 
     def decode(self, z):
         """The mean of p_θ(x|z)."""
@@ -179,14 +169,12 @@ class VariationalAutoencoder(Autoencoder):
         return log_px_z, self._log_pz(z), self._log_qz(scale, eps)
 
     def forward(self, x, training=False) -> dict:
-        loc, scale = self._posterior_params(x, training=training)
+        loc, scale = self.posterior_params(x, training=training)
         k = self.iw_samples if training else 1
         eps = self._epsilon((k, ops.shape(loc)[0], self.code_size))
         z = ops.reshape(loc + scale * eps, (-1, self.code_size))
         logits = ops.cast(self.decoder(z, training=training), "float32")
-        mean_logits = logits if training else ops.cast(self.decoder(loc), "float32")
-        return {"loc": loc, "scale": scale, "eps": eps, "logits": logits,
-                "reconstruction": self._mean(mean_logits[: ops.shape(loc)[0]])}
+        return {"loc": loc, "scale": scale, "eps": eps, "logits": logits}
 
     def current_beta(self):
         """β, or its linear warm-up β·min(1, step / kl_warmup_steps)."""
@@ -238,29 +226,30 @@ class VariationalAutoencoder(Autoencoder):
     # Likelihood and sampling.
     def elbo(self, x):
         """Per-example ELBO (β = 1, one posterior sample, analytic KL for the normal prior)."""
-        loc, scale = self._posterior_params(x)
+        loc, scale = self.posterior_params(x)
         eps = self._epsilon((1, ops.shape(loc)[0], self.code_size))
         logits = self.decoder(ops.reshape(loc + scale * eps, (-1, self.code_size)))
         reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits},
                                                with_log_weights=False)
         return -(reconstruction + kl)
 
-    @tf.function(reduce_retracing=True)
-    def log_importance_weights(self, x, num, seed=None):
+    def importance_log_weights(self, x, num, seed):
         """log w_i = log p_θ(x|z_i) + log p(z_i) − log q_φ(z_i|x), z_i = μ + σ ⊙ ε_i, shape (num, B).
 
-        Args:
-            x: a batch of B examples.
-            num: samples per example (an int or a scalar int32 tensor).
-            seed: a stateless seed (int32, shape (2,)) for reproducible evaluation: ε_i are then
-                `tf.random.stateless_normal` draws. None draws them from the model's SeedGenerator.
+        ε_i are `tf.random.stateless_normal` draws of shape (num, B, d) seeded by `seed` (int32,
+        shape (2,)), so one call always gives one answer; the evaluation's estimator and the
+        exported `log_likelihood` signature both compute the weights here.
         """
-        loc, scale = self._posterior_params(x)
-        shape = (num, ops.shape(loc)[0], self.code_size)
-        eps = self._epsilon(shape) if seed is None else tf.random.stateless_normal(shape, seed=seed)
+        loc, scale = self.posterior_params(x)
+        eps = tf.random.stateless_normal(tf.stack([num, tf.shape(loc)[0], self.code_size]), seed=seed)
         logits = self.decoder(ops.reshape(loc + scale * eps, (-1, self.code_size)))
-        log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, logits)
+        log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, ops.cast(logits, "float32"))
         return log_px_z + log_pz - log_qz
+
+    @tf.function(reduce_retracing=True)
+    def log_importance_weights(self, x, num, seed):
+        """`importance_log_weights` compiled, for the estimator's repeated calls."""
+        return self.importance_log_weights(x, num, seed)
 
     def log_likelihood(self, x, num_samples: int = 1000, batch_size: int = 100, chunk: int = 100, seed: int = 0):
         """Importance-sampled log p(x) per example, in nats.
@@ -273,7 +262,7 @@ class VariationalAutoencoder(Autoencoder):
         Returns:
             A float64 numpy array of shape (N,).
         """
-        from zoo.estimators import importance_sampled_log_likelihood
+        from zoo.models.estimators import importance_sampled_log_likelihood  # noqa: F811
 
         log_px, _ = importance_sampled_log_likelihood(self.log_importance_weights, np.asarray(x, dtype="float32"),
                                                       num_samples, batch_size=batch_size, chunk=chunk, seed=seed)
@@ -284,10 +273,91 @@ class VariationalAutoencoder(Autoencoder):
         z = self.prior().sample(n, seed=tf.constant([seed, 0], dtype=tf.int32))
         return self.decode(z)
 
-    def get_config(self):
-        config = super().get_config()
-        for key in ("code_activation", "loss", "weight_decay"):
-            config.pop(key)
-        return {**config, "likelihood": self.likelihood, "sigma": self.sigma, "learn_sigma": self.learn_sigma,
-                "beta": self.beta, "kl_warmup_steps": self.kl_warmup_steps, "prior": self.prior_name,
-                "prior_components": self.prior_components, "iw_samples": self.iw_samples, "seed": self.seed}
+    # Hooks of the consumers.
+    def serving_signatures(self) -> dict:
+        """The base signatures with encode → (mean, stddev) of q(z|x), and two more:
+
+        sample: num_samples, seed (int32 scalars) → samples, means of p(x|z), z ~ p(z);
+        log_likelihood: x, num_samples, seed → log p(x) [B] in nats, the importance-sampled
+        estimate logsumexp_i log w_i − log k of `importance_log_weights`.
+        Both use stateless random ops seeded by `seed`: one request, one answer.
+        """
+        fns = super().serving_signatures()
+        x_spec = tf.TensorSpec([None, *self.input_shape_], tf.float32, name="x")
+        n_spec = tf.TensorSpec([], tf.int32, name="num_samples")
+        seed_spec = tf.TensorSpec([], tf.int32, name="seed")
+
+        def encode(x):
+            # μ and σ as tensors: a distribution object would bring ops TFLite's built-ins lack.
+            mean, stddev = self.posterior_params(x)
+            return {"mean": tf.cast(mean, tf.float32), "stddev": tf.cast(stddev, tf.float32)}
+
+        def sample(num_samples, seed):
+            tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+            z = self.prior().sample(num_samples, seed=tf.stack([seed, 0]))
+            return {"samples": tf.cast(self.decode(z), tf.float32)}
+
+        def log_likelihood(x, num_samples, seed):
+            tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+            log_w = self.importance_log_weights(x, num_samples, tf.stack([seed, 0]))
+            return {"log_likelihood": tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(num_samples, tf.float32))}
+
+        fns["encode"] = tf.function(encode, input_signature=[x_spec], autograph=False)
+        fns["sample"] = tf.function(sample, input_signature=[n_spec, seed_spec], autograph=False)
+        fns["log_likelihood"] = tf.function(log_likelihood, input_signature=[x_spec, n_spec, seed_spec],
+                                            autograph=False)
+        return fns
+
+    def signature_inputs(self, x) -> dict:
+        n, seed = np.int32(2), np.int32(0)
+        return {**super().signature_inputs(x), "sample": {"num_samples": n, "seed": seed},
+                "log_likelihood": {"x": np.asarray(x, "float32"), "num_samples": n, "seed": seed}}
+
+    def evaluation_metrics(self, x, settings) -> dict:
+        """active_units: units j with Var_x(E_q[z_j | x]) > 0.01 (Burda et al., 2016); nll =
+        −log p(x) and neg_elbo = −(1/k)·Σ_i log w_i from the same k = `settings.nll_samples`
+        importance samples (stateless, seeded by `settings.seed`) on the first
+        `settings.nll_examples` examples (0: all), in nats per example."""
+        from zoo.models.estimators import importance_sampled_log_likelihood
+
+        x = np.asarray(x, "float32")
+        size = settings.batch_size
+        loc = np.concatenate([np.asarray(self.encode(x[i:i + size])) for i in range(0, len(x), size)])
+        x_nll = x[: settings.nll_examples or None]
+        log_px, elbo = importance_sampled_log_likelihood(self.log_importance_weights, x_nll, settings.nll_samples,
+                                                         seed=settings.seed)
+        return {"active_units": int((loc.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum()),
+                "neg_elbo": float(-elbo.mean()), "nll": float(-log_px.mean()),
+                "nll_samples": settings.nll_samples, "nll_examples": len(x_nll), "likelihood": self.likelihood}
+
+    def figures(self, x, y) -> dict:
+        """Samples: 32 means of p(x|z), z ~ p(z); interpolation: decoded points on the segments
+        between the posterior means of test examples of different classes."""
+        rows = []
+        classes = np.unique(y)
+        for i in range(min(4, len(classes) // 2)):
+            a = int(np.flatnonzero(y == classes[2 * i])[0])
+            b = int(np.flatnonzero(y == classes[2 * i + 1])[0])
+            za, zb = (np.asarray(self.encode(x[j:j + 1])) for j in (a, b))
+            t = np.linspace(0.0, 1.0, 10, dtype="float32")[:, None]
+            rows.append((f"{a}→{b}", np.asarray(self.decode((1 - t) * za + t * zb))))
+        return {"samples": {"kind": "grid", "images": np.asarray(self.sample(32, seed=0)),
+                            "title": "means of p(x|z), z ~ p(z)"},
+                "interpolation": {"kind": "rows", "rows": rows,
+                                  "title": "decoded straight lines between posterior means"}}
+
+    def anomaly_score(self, x):
+        """−ELBO(x) with the posterior mean's decoder output and the analytic KL:
+        −log p_θ(x | z = μ_φ(x)) + KL(q_φ(z|x) ‖ p(z)) (deterministic; Monte Carlo KL for the mixture prior)."""
+        loc, scale = self.posterior_params(x)
+        eps = ops.zeros((1, ops.shape(loc)[0], self.code_size))
+        logits = ops.cast(self.decoder(loc), "float32")
+        reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits},
+                                            with_log_weights=False)
+        return reconstruction + kl
+
+    def feature_scores(self, x):
+        """−log p_θ(x_d | z = μ_φ(x)) for every feature d."""
+        loc, _ = self.posterior_params(x)
+        likelihood = self.likelihood_from_logits(ops.cast(self.decoder(loc), "float32"))
+        return -likelihood.distribution.log_prob(ops.cast(x, "float32"))

@@ -1,4 +1,4 @@
-"""Dataset loading and tf.data input pipelines for the autoencoder zoo.
+"""Loading the catalog's datasets into arrays (numpy only; TensorFlow Datasets imported lazily).
 
 Local IDX files (Debian's ``dataset-fashion-mnist`` or a given directory) are
 preferred so the zoo works offline; tensorflow-datasets is the fallback.
@@ -11,13 +11,8 @@ import os
 import subprocess
 
 import numpy as np
-import tensorflow as tf
 
-from zoo.checks import check_int
-
-DATASETS = ("fashion_mnist", "mnist", "cifar10")
-BINARIZATIONS = ("none", "static", "dynamic")
-SOURCES = ("auto", "idx", "tfds")
+from zoo.data.catalog import DATASETS, SOURCES
 
 # IDX type byte -> big-endian numpy dtype (the format stores data big-endian).
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -27,7 +22,7 @@ _DEBIAN = {
     "fashion_mnist": ("dataset-fashion-mnist", "/usr/share/datasets/fashion-mnist"),
     "mnist": ("dataset-mnist", "/usr/share/datasets/mnist"),
 }
-_PRETTY = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
+from zoo.data.catalog import PRETTY as _PRETTY  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,83 +205,3 @@ def binarize_static(x: np.ndarray, seed: int) -> np.ndarray:
     return (rng.random(np.shape(x)) < x).astype(np.float32)
 
 
-# Batches made ahead of the training step, on tf.data's own thread.
-PREFETCH_BATCHES = 2
-
-
-def fixed_pipeline_options() -> tf.data.Options:
-    """tf.data options of a fixed pipeline: autotuning off.
-
-    A batch costs the pipeline about 1 ms of CPU against about 7 ms for a reference-VAE step on
-    two cores, so one map thread and two prefetched batches keep up. Autotuning would tune that
-    further, but on this machine it stalled the first step of 40-57% of epochs by 0.7-2 s, both
-    cores idle (docs/performance.md); with it off no epoch start stalled.
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options
-
-
-def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_remainder=False,
-                 repeat=False) -> tf.data.Dataset:
-    """Builds a batched tf.data pipeline of inputs only (the target is the input).
-
-    The images stay in memory as one tensor and every element of the pipeline is a whole batch:
-    a shuffled pass draws one seeded permutation of the row indices and gathers each batch's
-    rows with one op, instead of shuffling and batching example by example (which cost about a
-    tenth of the CPU time of a reference-VAE training step on two cores).
-
-    Args:
-        x: Images, float in [0, 1].
-        batch_size: Examples per batch, >= 1.
-        shuffle: A new permutation of the whole set every pass (every epoch, every iterator).
-        seed: Makes shuffling and binarization reproducible.
-        binarize: "none", "static" (sampled once) or "dynamic" (resampled per batch and epoch).
-        drop_remainder: Drop the last partial batch.
-        repeat: Repeat forever (each pass reshuffled).
-
-    Returns:
-        A dataset yielding float32 batches of x (Keras then calls compute_loss with y=None).
-
-    Raises:
-        ValueError: On an unknown binarize or batch_size < 1.
-    """
-    if binarize not in BINARIZATIONS:
-        raise ValueError(f"Unknown binarize {binarize!r}. Allowed: {', '.join(BINARIZATIONS)}")
-    check_int("batch_size", batch_size, 1)
-    x = np.asarray(x, dtype=np.float32)
-    if binarize == "static":
-        x = binarize_static(x, seed)
-    n, size = len(x), int(batch_size)
-    images = tf.constant(x)
-    starts = tf.data.Dataset.range(0, n - size + 1 if drop_remainder else n, size)  # first row of each batch
-    if shuffle:
-        # Dataset.random draws a new stream for every iterator, deterministic given the seed:
-        # one stateless key per pass, so each epoch has its own permutation, the same ones for
-        # the same seed. The key's second word differs from the binarization keys' below.
-        def one_pass(key):
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(n, dtype=tf.int64), seed=tf.stack([key, tf.constant(-1 - seed, tf.int64)]))
-            return starts.map(lambda a: order[a:a + size])
-
-        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        batches = (keys if repeat else keys.take(1)).flat_map(one_pass)
-    else:
-        batches = starts.repeat() if repeat else starts
-
-    def rows(item):  # a batch's images: item holds its row indices (shuffled) or its first row
-        return tf.gather(images, item) if shuffle else images[item:item + size]
-
-    if binarize == "dynamic":
-        # Every batch gets its own stateless key from a seeded stream that restarts differently
-        # for each iterator: fresh samples per batch and epoch, the same sequence for the same seed.
-        def sample(item, key):
-            xb = rows(item)
-            u = tf.random.stateless_uniform(tf.shape(xb), seed=tf.stack([key, tf.constant(seed, tf.int64)]))
-            return tf.cast(u < xb, tf.float32)
-
-        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((batches, keys)).map(sample)
-    else:
-        ds = batches.map(rows)
-    return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options())

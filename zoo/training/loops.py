@@ -3,7 +3,7 @@
 Keras 3's `Model.fit` fails under `tf.distribute.MultiWorkerMirroredStrategy` (keras-team/keras#20585:
 a PerReplica conversion error in its symbolic build, then a reduction error when it aggregates
 metrics). This loop keeps everything that works: the model and its optimizer are built inside
-`strategy.scope()` (`zoo.trainer.build_model`), and each step runs the model's own `train_step`
+`strategy.scope()` (`zoo.training.trainer.build_model`), and each step runs the model's own `train_step`
 (tape, loss scaling, optimizer, metrics) under `strategy.run`, over
 `strategy.distribute_datasets_from_function`, inside a `tf.function`. The same Keras callbacks
 see the same events as under `fit` (progress bar, history, checkpoints, `TerminateOnNaN`,
@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import PREFETCH_BATCHES
+from zoo.data.pipeline import PREFETCH_BATCHES
 
 
 def is_multi_worker(strategy) -> bool:
@@ -183,7 +183,7 @@ def fit_custom_loop(model, strategy, make_dataset_fn, *, epochs: int, steps_per_
 
     Args:
         model: a compiled model whose variables (optimizer's included) were created in
-            `strategy.scope()`; see `zoo.trainer.build_model`.
+            `strategy.scope()`; see `zoo.training.trainer.build_model`.
         strategy: the `tf.distribute` strategy the model was built in.
         make_dataset_fn: `dataset_fn(input_context)` for `strategy.distribute_datasets_from_function`,
             yielding per-replica batches, e.g. `shard_global_batches(...)`. An infinite (repeated)

@@ -1,8 +1,8 @@
 """Every recipe, one budget, one seed, one report.
 
 `benchmark` trains each recipe with the same number of epochs (and steps per epoch) from the
-same seed, evaluates it with `zoo.evaluate` on the same test images, exports it when
-`zoo.export` is available, adds the reference rows of `zoo.baselines`, and writes:
+same seed, evaluates it with `zoo.evaluation.evaluate` on the same test images, exports it when
+`zoo.export.saved_model` is available, adds the reference rows of `zoo.evaluation.baselines`, and writes:
 
     <out>/report.md      the tables, the settings, the machine, the command, the figures inline
     <out>/results.json   all of it as data
@@ -15,7 +15,7 @@ A finished run whose resolved recipe is identical is reused rather than retraine
 `fresh=True` to retrain), so an interrupted benchmark continues where it stopped.
 
 Example:
-    >>> results = zoo.benchmark(["basic", "vae"], epochs=1)
+    >>> results = zoo.bench.runner(["basic", "vae"], epochs=1)
     >>> results["rows"][0]["psnr"]
 """
 
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import report
-from zoo.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, evaluate_model, load_run, prepare_data,
+import zoo.bench.report as report
+from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, evaluate_model, load_run, prepare_data,
                           single_thread)
 from zoo.io import write_json, write_text
 
@@ -63,7 +63,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         probe_train_size: training images whose codes train the probes.
         nll_examples: test images for the NLL (0: all).
         eval_examples: test images for the other metrics (0: all).
-        export: call `zoo.export` on every run when it exists.
+        export: call `zoo.export.saved_model` on every run when it exists.
         fresh: retrain runs that are already finished with the same recipe.
         command: the command line to record in the report (default: this call, as Python).
         progress: show a progress bar and the final table in the terminal.
@@ -88,7 +88,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     console = Console(quiet=not progress, width=None if sys.stdout.isatty() else 150)
     machine = machine_info()
 
-    from zoo import data as zdata
+    import zoo.data.sources as zdata
 
     d = loaded[0].data
     arrays = zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source)
@@ -152,7 +152,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
 
 def load_recipes(recipes, epochs, steps_per_epoch, seed) -> list:
     """The recipes with the shared budget and seed applied; every problem is raised before training."""
-    from zoo.config import list_recipes, load_recipe
+    from zoo.configs.recipe import list_recipes, load_recipe
 
     names = list(recipes) if recipes else list_recipes()
     if not names:
@@ -175,10 +175,11 @@ def load_recipes(recipes, epochs, steps_per_epoch, seed) -> list:
 
 def fit_or_reuse(recipe, run_dir: Path, fresh: bool):
     """(model, metrics, reused): a finished run of the identical recipe is loaded, anything else is (re)trained."""
-    from zoo.trainer import run_state
+    from zoo.training.run_dir import run_state, same_recipe
+    from zoo.training.trainer import fit_recipe
 
     state = run_state(run_dir) if run_dir.is_dir() else "empty"
-    same = (run_dir / "recipe.toml").is_file() and (run_dir / "recipe.toml").read_text() == recipe.to_toml()
+    same = (run_dir / "recipe.toml").is_file() and same_recipe((run_dir / "recipe.toml").read_text(), recipe)
     if state == "finished" and same and not fresh:
         model, _, _, metrics = load_run(run_dir)
         return model, metrics, True
@@ -189,13 +190,13 @@ def fit_or_reuse(recipe, run_dir: Path, fresh: bool):
         # batch shards still give the batch's gradient, only without the threads that run them
         # side by side, which `zoo fit` would set. Known here, so not worth a warning per run.
         warnings.filterwarnings("ignore", message=r"batch_shards = \d+: TensorFlow was already running")
-        run = recipe.fit(out=run_dir, overwrite=overwrite, verbose=0)
+        run = fit_recipe(recipe, out=run_dir, overwrite=overwrite, verbose=0)
     return run.model, dict(run.metrics), False
 
 
 def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
     """The raw-pixel row and one PPCA row per latent size of the benchmarked variants."""
-    from zoo.baselines import ppca_reference, raw_pixel_reference, sample_moments
+    from zoo.evaluation.baselines import ppca_reference, raw_pixel_reference, sample_moments
 
     with single_thread():  # numpy's BLAS threads fight TensorFlow's on a small machine
         rows = [raw_pixel_reference(data, settings)]
@@ -208,13 +209,11 @@ def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
 
 
 def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
-    """The per-variant figures: test/corrupted/reconstructed grid; for a VAE, prior samples and interpolations."""
-    from zoo.models.vae import VariationalAutoencoder
-
+    """The per-variant figures: test/corrupted/reconstructed grid, then the family's own (`Autoencoder.figures`)."""
     x = data.x_test[:GRID_IMAGES]
 
     def recon(images):
-        return np.asarray(model.decode(model.encode(images)))
+        return np.asarray(model.reconstruct(images))
 
     rows = [("test", x), ("reconstruction", recon(x))]
     for kind, level in CORRUPTIONS[::2]:  # the first level of each noise
@@ -222,26 +221,14 @@ def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
         rows += [(f"{kind} {level:g}", noisy), ("reconstruction", recon(noisy))]
     paths = {"reconstructions": figures_dir / f"{name}_reconstructions.png"}
     report.image_rows_figure(rows, paths["reconstructions"], title=f"{name}: test images, corrupted inputs, reconstructions")
-    if isinstance(model, VariationalAutoencoder):
-        paths["samples"] = figures_dir / f"{name}_samples.png"
-        report.image_grid_figure(np.asarray(model.sample(32, seed=0)), paths["samples"],
-                                 title=f"{name}: means of p(x|z), z ~ p(z)")
-        paths["interpolation"] = figures_dir / f"{name}_interpolation.png"
-        report.image_rows_figure(interpolation_rows(model, data.x_test, data.y_test), paths["interpolation"],
-                                 title=f"{name}: decoded straight lines between posterior means")
+    for key, figure in model.figures(data.x_test, data.y_test).items():
+        paths[key] = figures_dir / f"{name}_{key}.png"
+        title = f"{name}: {figure['title']}"
+        if figure["kind"] == "grid":
+            report.image_grid_figure(figure["images"], paths[key], title=title)
+        else:
+            report.image_rows_figure(figure["rows"], paths[key], title=title)
     return paths
-
-
-def interpolation_rows(model, x, y, pairs: int = 4, steps: int = 10) -> list:
-    """Decoded points on the segment between the posterior means of test images of different classes."""
-    rows = []
-    for i in range(pairs):
-        a = int(np.flatnonzero(y == (2 * i) % 10)[0])
-        b = int(np.flatnonzero(y == (2 * i + 1) % 10)[0])
-        za, zb = np.asarray(model.encode(x[[a, b]]))
-        t = np.linspace(0.0, 1.0, steps)[:, None]
-        rows.append((f"{int(y[a])}→{int(y[b])}", np.asarray(model.decode((1 - t) * za + t * zb))))
-    return rows
 
 
 def read_history(path: Path) -> list[dict]:
@@ -255,13 +242,13 @@ def read_history(path: Path) -> list[dict]:
 def find_export():
     """(the export function or None, a sentence for the report)."""
     try:
-        module = importlib.import_module("zoo.export")
+        module = importlib.import_module("zoo.export.saved_model")
     except ImportError as e:
-        return None, f"Not exported: `zoo.export` is not available in this checkout ({e})."
+        return None, f"Not exported: `zoo.export.saved_model` is not available in this checkout ({e})."
     fn = module if callable(module) else getattr(module, "export", None)
     if not callable(fn):
-        return None, "Not exported: `zoo.export` has no `export` function."
-    return fn, "Each run exported with `zoo.export(run_dir, base=<out>/saved_models, format=\"all\")`."
+        return None, "Not exported: `zoo.export.saved_model` has no `export` function."
+    return fn, "Each run exported with `zoo.export.saved_model(run_dir, base=<out>/saved_models, format=\"all\")`."
 
 
 def run_export(export_fn, run_dir: Path, base: Path) -> str:
@@ -330,7 +317,7 @@ def _memory_gb():
 
 
 def _python_command(recipes, epochs, steps_per_epoch, out, nll_samples) -> str:
-    return (f"zoo.benchmark(recipes={list(recipes) if recipes else None!r}, epochs={epochs}, "
+    return (f"zoo.bench.runner(recipes={list(recipes) if recipes else None!r}, epochs={epochs}, "
             f"steps_per_epoch={steps_per_epoch}, out={str(out)!r}, nll_samples={nll_samples})")
 
 
@@ -346,13 +333,3 @@ def _release() -> None:
 
     keras.backend.clear_session()
     gc.collect()
-
-
-class _CallableModule(types.ModuleType):
-    """Lets `zoo.benchmark(...)` work although `zoo.benchmark` is also this module."""
-
-    def __call__(self, *args, **kwargs):
-        return benchmark(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,6 +1,6 @@
 """The benchmark's outputs: PNG figures, report.md, results.csv and terminal tables.
 
-Everything here draws or formats results that `zoo.benchmark` computed; nothing is measured.
+Everything here draws or formats results that `zoo.bench.runner` computed; nothing is measured.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def bars_figure(rows, metrics, path) -> None:
 # The report.
 
 def write_report(path, results: dict) -> None:
-    """Writes report.md from the results `zoo.benchmark` assembled (see `benchmark.py`)."""
+    """Writes report.md from the results `zoo.bench.runner` assembled (see `benchmark.py`)."""
     rows = results["rows"]
     models = [r for r in rows if r.get("kind") == "model"]
     refs = [r for r in rows if r.get("kind") == "reference"]

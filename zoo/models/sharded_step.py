@@ -1,4 +1,4 @@
-"""Batch shards: one training batch cut into pieces whose passes run side by side, one per core.
+"""The sharded train step: one training batch cut into pieces whose passes run side by side, one per core.
 
 On a CPU, a reference-VAE batch of 128 examples is too small for a matmul to keep two cores
 busy: on the project machine the chain of its six dense layers reaches 94-126 GFLOP/s on two
@@ -70,23 +70,3 @@ def sharded_train_step(model: keras.Model, data, shards: int) -> dict:
     gradients = tape.gradient(scaled, model.trainable_weights)
     model.optimizer.apply_gradients(zip(gradients, model.trainable_weights))
     return model.compute_metrics(x, y, None, sample_weight=sample_weight)
-
-
-def configure_threads(shards: int) -> None:
-    """TensorFlow's threads for `shards` concurrent shards: 1 intra-op thread, `shards` inter-op threads.
-
-    Possible only before TensorFlow's runtime starts (`zoo fit` calls it first); later it warns,
-    and training goes on correctly with the threads it has, only slower.
-    """
-    if shards <= 1:
-        return
-    threading = tf.config.threading
-    if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (1, shards):
-        return
-    try:
-        threading.set_intra_op_parallelism_threads(1)
-        threading.set_inter_op_parallelism_threads(shards)
-    except RuntimeError:
-        warnings.warn(f"batch_shards = {shards}: TensorFlow was already running, so its threads stay as they are "
-                      f"(the shards' passes may not run side by side); set them first in the program with "
-                      f"zoo.sharding.configure_threads({shards})", stacklevel=2)

@@ -1,7 +1,7 @@
 """Reference models that every autoencoder is measured against.
 
 Two yardsticks, computed by the same evaluation code as the trained models
-(`zoo.evaluate.score_representation`):
+(`zoo.evaluation.evaluate.score_representation`):
 
 - raw pixels: the linear probe and k-NN on the flattened image itself, and, for robustness,
   the PSNR of the corrupted input (what doing nothing achieves);
@@ -136,7 +136,7 @@ class PPCA:
 
 def sample_moments(x, chunk: int = 10_000) -> dict:
     """Mean, and eigenvalues (decreasing) and eigenvectors of the sample covariance S = (1/N)·Σ (x−μ)(x−μ)ᵀ."""
-    from zoo.evaluate import single_thread
+    from zoo.evaluation.evaluate import single_thread
 
     x = np.asarray(x)
     if x.ndim < 2 or len(x) < 2:
@@ -165,10 +165,10 @@ def raw_pixel_reference(data, settings) -> dict:
     """The raw-pixel row: linear probe and k-NN on pixels, PSNR of the corrupted inputs themselves.
 
     Args:
-        data: a `zoo.evaluate.EvalData`.
-        settings: a `zoo.evaluate.EvalSettings`.
+        data: a `zoo.evaluation.evaluate.EvalData`.
+        settings: a `zoo.evaluation.evaluate.EvalSettings`.
     """
-    from zoo.evaluate import score_representation
+    from zoo.evaluation.evaluate import score_representation
 
     row = {"name": "raw-pixels", "kind": "reference", "family": "pixels",
            "code_size": int(np.prod(data.x_test.shape[1:]))}
@@ -184,7 +184,7 @@ def ppca_reference(code_size: int, data, settings, moments: dict) -> dict:
     The log-likelihood is a density on grayscale pixels (nats per image), not comparable in
     value with a Bernoulli VAE's NLL on binarized pixels.
     """
-    from zoo.evaluate import score_representation
+    from zoo.evaluation.evaluate import score_representation
 
     ppca = PPCA.from_moments(moments, code_size)
     row = {"name": f"ppca-{code_size}", "kind": "reference", "family": "ppca", "code_size": code_size,

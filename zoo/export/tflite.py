@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.export.report import EVAL_BATCH, keras_reconstruction, measure, write_report
+from zoo.export.runners import TFLiteRunner
+from zoo.export.saved_model import tempdir, write_signatures
+from zoo.io import atomic_path, write_json
+
 FILE_SUFFIX = {"none": "float32", "float16": "float16", "dynamic_int8": "dynamic_int8", "int8": "int8"}
-EVAL_BATCH = 500
-
-
 def tflite_path(directory: Path, name: str, flavour: str) -> Path:
     return Path(directory) / f"{name}_{FILE_SUFFIX[flavour]}.tflite"
 
@@ -36,7 +38,7 @@ def convert(saved_model_dir, flavour: str, signatures, calibration: dict | None 
     """Converts the `signatures` of a SavedModel to a TFLite flatbuffer.
 
     Args:
-        saved_model_dir: a SavedModel written by `zoo.export.write_signatures`.
+        saved_model_dir: a SavedModel written by `zoo.export.saved_model.write_signatures`.
         flavour: "none", "float16", "dynamic_int8" or "int8".
         signatures: the signature keys to convert.
         calibration: for "int8": signature key -> list of input dicts (one per example batch).
@@ -106,69 +108,9 @@ def op_names(flatbuffer: bytes) -> list[str]:
 
 
 def calibration_inputs(model, x: np.ndarray, signatures, batch: int = 1) -> dict:
-    """Representative inputs per signature: the examples, and their float codes for decode."""
-    from zoo.export import serving_functions
-
-    encode = serving_functions(model, ["encode"])["encode"]
-    out = {}
-    for key in signatures:
-        batches = []
-        for start in range(0, len(x), batch):
-            xb = x[start: start + batch]
-            if key == "decode":
-                codes = encode(xb)
-                batches.append({"code": codes["mean" if "mean" in codes else "code"].numpy()})
-            else:
-                batches.append({"x": xb})
-        out[key] = batches
-    return out
-
-
-def keras_reconstruction(model, x: np.ndarray) -> np.ndarray:
-    """The float Keras model's deterministic reconstruction of `x` (the reference of the report)."""
-    return np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype="float32")
-
-
-def measure(runner, x: np.ndarray, reference: np.ndarray, latency_runs: int) -> dict:
-    """Error of `runner`'s reconstruction against the clean `x` and the Keras `reference`, and latency."""
-    recon = np.concatenate([runner(x=x[s: s + EVAL_BATCH])["reconstruction"] for s in range(0, len(x), EVAL_BATCH)])
-    keras_mse = float(np.mean((reference - x) ** 2))
-    mse = float(np.mean((recon - x) ** 2))
-    one = x[:1]
-    for _ in range(3):
-        runner(x=one)
-    times = []
-    for _ in range(latency_runs):
-        start = time.perf_counter()
-        runner(x=one)
-        times.append(time.perf_counter() - start)
-    return {
-        "mse": mse,
-        "keras_mse": keras_mse,
-        "mse_ratio": mse / keras_mse if keras_mse > 0 else None,
-        "mse_vs_keras": float(np.mean((recon - reference) ** 2)),
-        "max_abs_diff": float(np.max(np.abs(recon - reference))),
-        "latency_ms_median": float(np.median(times) * 1e3),
-        "latency_runs": latency_runs,
-    }
-
-
-def write_report(directory: Path, rows: list[dict]) -> Path:
-    """Merges `rows` into `directory/report.json` (one entry per file, files that are gone dropped)."""
-    from zoo.io import write_json
-
-    path = Path(directory) / "report.json"
-    entries = {}
-    if path.is_file():
-        try:
-            entries = {e["file"]: e for e in json.loads(path.read_text()).get("files", [])
-                       if (Path(directory) / e["file"]).is_file()}
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            entries = {}
-    for row in rows:
-        entries[row["file"]] = row
-    write_json(path, {"files": sorted(entries.values(), key=lambda e: e["file"])})
-    return path
+    """Representative inputs per signature, batch by batch: the model's own `signature_inputs`."""
+    per_batch = [model.signature_inputs(x[start: start + batch]) for start in range(0, len(x), batch)]
+    return {key: [inputs[key] for inputs in per_batch] for key in signatures}
 
 
 def export_tflite(source, directory: Path, flavours, *, calibration, evaluation, latency_runs=100, say=print,
@@ -178,25 +120,22 @@ def export_tflite(source, directory: Path, flavours, *, calibration, evaluation,
     Converts from `saved_model_dir` (the version just exported) when given, else from a
     temporary SavedModel of the inference signatures.
     """
-    from zoo.export import INFERENCE_SIGNATURES, tempdir, write_signatures
-    from zoo.export_runners import TFLiteRunner
-    from zoo.io import atomic_path
 
     model = source.model
     x_eval, eval_name = evaluation
     reference = keras_reconstruction(model, x_eval)
     calib = None
     if "int8" in flavours:
-        calib = calibration_inputs(model, calibration, INFERENCE_SIGNATURES)
+        calib = calibration_inputs(model, calibration, model.device_signatures)
     directory = Path(directory)
     written, rows = [], []
     with tempdir() as tmp:
         saved = saved_model_dir
         if saved is None:
             saved = Path(tmp) / "saved_model"
-            write_signatures(model, saved, INFERENCE_SIGNATURES)
+            write_signatures(model, saved, model.device_signatures)
         for flavour in flavours:
-            flatbuffer, op_sets = convert(saved, flavour, INFERENCE_SIGNATURES, calib)
+            flatbuffer, op_sets = convert(saved, flavour, model.device_signatures, calib)
             ops = op_names(flatbuffer)
             flex = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
             if flex:
@@ -207,7 +146,7 @@ def export_tflite(source, directory: Path, flavours, *, calibration, evaluation,
                 Path(part).write_bytes(flatbuffer)
             row = {"file": path.name, "format": "tflite", "quantization": FILE_SUFFIX[flavour],
                    "size_bytes": len(flatbuffer), "op_sets": op_sets, "ops": ops,
-                   "signatures": list(INFERENCE_SIGNATURES), "source": source.origin,
+                   "signatures": list(model.device_signatures), "source": source.origin,
                    "eval_data": eval_name, "eval_examples": int(len(x_eval)),
                    "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    **measure(TFLiteRunner(path), x_eval, reference, latency_runs)}

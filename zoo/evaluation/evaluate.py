@@ -2,7 +2,7 @@
 representation and, for the VAE, likelihood.
 
 Example:
-    >>> row = zoo.evaluate("runs/vae", nll_samples=1000)   # also writes runs/vae/evaluation.json
+    >>> row = zoo.evaluation.evaluate("runs/vae", nll_samples=1000)   # also writes runs/vae/evaluation.json
     >>> row["nll"], row["psnr"], row["probe_accuracy"]
 
 Definitions (x the clean test image in [0, 1], x̂ the reconstruction, D pixels):
@@ -42,14 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from zoo.checks import check_int, check_range
-from zoo.estimators import importance_sampled_log_likelihood
+from zoo.data.catalog import TRAIN_SIZES
 from zoo.io import write_json
 
 # (kind, level): σ for "gaussian" (clipped to [0, 1]), the rate p for "salt_pepper" and "masking".
 # The first level of each is the one the shipped denoising recipes train with.
 CORRUPTIONS = (("gaussian", 0.3), ("gaussian", 0.5), ("salt_pepper", 0.2), ("salt_pepper", 0.4),
                ("masking", 0.3), ("masking", 0.5))
-ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +216,7 @@ def score_representation(encode, reconstruct, data: EvalData, settings: EvalSett
                          reconstruction: bool = True, test_codes=None) -> dict:
     """Reconstruction, robustness and probe metrics of any encoder/reconstructor pair.
 
-    The trained models and the reference rows (`zoo.baselines`) all go through this function.
+    The trained models and the reference rows (`zoo.evaluation.baselines`) all go through this function.
 
     Args:
         encode: images → codes (numpy or tensors), applied in batches.
@@ -245,15 +244,13 @@ def score_representation(encode, reconstruct, data: EvalData, settings: EvalSett
 # One run.
 
 def load_run(run):
-    """(model, recipe, run_dir, metrics) of a `zoo.trainer.Run` or of a finished run directory."""
-    from zoo.trainer import Run
-
-    if isinstance(run, Run):
+    """(model, recipe, run_dir, metrics) of a run (anything with model, recipe, dir, metrics, as
+    `zoo.fit` returns) or of a finished run directory."""
+    if not isinstance(run, (str, Path)):
         return run.model, run.recipe, Path(run.dir), dict(run.metrics)
-    import keras
-
     import zoo.models  # noqa: F401  (registers the classes safe loading needs)
-    from zoo.config import load_recipe
+    from zoo.configs.recipe import load_recipe
+    from zoo.training.run_dir import load_finished_model
 
     run_dir = Path(run)
     if not run_dir.is_dir():
@@ -262,7 +259,7 @@ def load_run(run):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir} has no {name}: not a finished run (train it with `zoo fit`)")
     recipe = load_recipe(run_dir / "recipe.toml")
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    model = load_finished_model(run_dir / "model.keras")
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return model, recipe, run_dir, metrics
@@ -271,7 +268,7 @@ def load_run(run):
 def budget(recipe, metrics: dict) -> dict:
     """What the run was given and what it cost: epochs, steps, samples seen, time, throughput."""
     train = recipe.train
-    n_fit = {"cifar10": 50_000}.get(recipe.data.dataset, 60_000) - recipe.data.validation_size
+    n_fit = TRAIN_SIZES[recipe.data.dataset] - recipe.data.validation_size
     steps = train.steps_per_epoch or -(-n_fit // train.batch_size)
     epochs = int(metrics.get("epochs", train.epochs))
     return {"epochs": epochs, "steps_per_epoch": steps, "batch_size": train.batch_size,
@@ -301,8 +298,6 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
     """The metric row of a trained model and its test codes (for figures); see `evaluate`."""
     import tensorflow as tf
 
-    from zoo.models.vae import VariationalAutoencoder
-
     start = time.perf_counter()
     encode = tf.function(model.encode, reduce_retracing=True)
     reconstruct = tf.function(lambda x: model.decode(model.encode(x)), reduce_retracing=True)
@@ -313,31 +308,24 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
            "latency_batch_size": int(min(settings.latency_batch_size, len(data.x_test)))}
     test_codes = batched(encode, data.x_test, settings.batch_size)
     row.update(score_representation(encode, reconstruct, data, settings, test_codes=test_codes))
-    if hasattr(model, "rho"):
-        row["mean_activation"] = float(np.mean(test_codes))
-        row["rho"] = float(model.rho)
-    if isinstance(model, VariationalAutoencoder):
-        row.update(_likelihood_metrics(model, recipe, settings))
+    row.update(family_metrics(model, recipe, data, settings))
     row["eval_seconds"] = round(time.perf_counter() - start, 2)
     return row, test_codes
 
 
-def _likelihood_metrics(model, recipe, settings: EvalSettings) -> dict:
-    from zoo.trainer import load_data
-
-    x_test = load_data(recipe)[2]
-    x_test = x_test[: settings.eval_examples or None]
-    loc = batched(model.encode, x_test, settings.batch_size)
-    out = {"active_units": int((loc.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())}
-    x_nll = x_test[: settings.nll_examples or None]
-    # The model's own log-weights, with the estimator's stateless seeds: a reproducible evaluation.
-    log_px, elbo = importance_sampled_log_likelihood(model.log_importance_weights, x_nll, settings.nll_samples,
-                                                     seed=settings.seed)
+def family_metrics(model, recipe, data: EvalData, settings: EvalSettings) -> dict:
+    """The family's own metrics (`Autoencoder.evaluation_metrics`) on the test set as the model
+    was trained on it: binarized once with the recipe's seed + 1 when the recipe binarizes."""
+    x = data.x_test
     binarize = recipe.data.binarize
-    out.update({"neg_elbo": float(-elbo.mean()), "nll": float(-log_px.mean()),
-                "nll_samples": settings.nll_samples, "nll_examples": len(x_nll),
-                "nll_data": f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
-                if binarize != "none" else f"grayscale, {model.likelihood} likelihood"})
+    if binarize != "none":
+        from zoo.data.sources import binarize_static
+
+        x = binarize_static(x, recipe.train.seed + 1)
+    out = model.evaluation_metrics(x, settings)
+    if "nll" in out:
+        out["nll_data"] = (f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
+                           if binarize != "none" else f"grayscale, {out.get('likelihood', '')} likelihood")
     return out
 
 
@@ -346,7 +334,7 @@ def evaluate(run, nll_samples: int = 1000, *, settings: EvalSettings | None = No
     """Evaluates a run on its dataset's test set and writes <run>/evaluation.json.
 
     Args:
-        run: a run directory (holding model.keras and recipe.toml) or a `zoo.trainer.Run`.
+        run: a run directory (holding model.keras and recipe.toml) or a `zoo.training.trainer.Run`.
         nll_samples: k of the VAE's importance-sampled NLL.
         settings: all evaluation settings (overrides `nll_samples` and `setting_overrides`).
         data: prepared test data to share between runs (`prepare_data`); built if None.
@@ -368,7 +356,7 @@ def evaluate(run, nll_samples: int = 1000, *, settings: EvalSettings | None = No
         settings = EvalSettings(nll_samples=nll_samples, **setting_overrides)
     model, recipe, run_dir, metrics = load_run(run)
     if data is None:
-        from zoo import data as zdata
+        import zoo.data.sources as zdata
 
         d = recipe.data
         data = prepare_data(zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source), settings)
@@ -377,13 +365,3 @@ def evaluate(run, nll_samples: int = 1000, *, settings: EvalSettings | None = No
     if write:
         write_json(run_dir / "evaluation.json", result)
     return result
-
-
-class _CallableModule(types.ModuleType):
-    """Lets `zoo.evaluate(run)` work although `zoo.evaluate` is also this module."""
-
-    def __call__(self, *args, **kwargs):
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

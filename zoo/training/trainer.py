@@ -27,13 +27,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data as zdata
-from zoo import loop as zloop
-from zoo.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
-from zoo.config import Recipe, parse_recipe
+import zoo.data.pipeline as zdata
+from zoo.data.splits import load_splits
+import zoo.training.loops as zloop
+from zoo.training.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
+from zoo.configs.recipe import Recipe, parse_recipe
+from zoo.training.run_dir import run_state, same_recipe
 from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
-from zoo.optimizers import FusedAdam
-from zoo.sharding import configure_threads
+from zoo.training.optimizers import FusedAdam
+from zoo.training.sharding import configure_threads
 
 STRATEGIES = {}
 
@@ -89,7 +91,7 @@ def _multi_worker():
             if "startup" not in str(e):
                 raise
             raise ValueError("strategy 'multi_worker' must be created before TensorFlow runs anything: call "
-                             "zoo.trainer.make_strategy('multi_worker') first in the program (`zoo fit` does)") from None
+                             "zoo.training.trainer.make_strategy('multi_worker') first in the program (`zoo fit` does)") from None
     return _MULTI_WORKER[0]
 
 
@@ -119,7 +121,7 @@ def early_strategy(recipe_path, overrides=()) -> None:
     reads only the recipe's `train.strategy` and `train.batch_shards` (with `overrides`),
     without validating the recipe.
     """
-    from zoo.config import apply_override, resolve_recipe_path
+    from zoo.configs.recipe import apply_override, resolve_recipe_path
 
     try:
         raw = tomllib.loads(resolve_recipe_path(recipe_path).read_text())
@@ -175,40 +177,8 @@ def build_model(recipe: Recipe, strategy, steps_total: int) -> keras.Model:
 
 
 def load_data(recipe: Recipe):
-    """Training, validation and test arrays of the recipe, checked against the model's input."""
-    d = recipe.data
-    arrays = zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source)
-    if tuple(arrays.input_shape) != tuple(recipe.input_shape):
-        raise ValueError(f"Data shape {arrays.input_shape} does not match the model input {recipe.input_shape}")
-    zdata.check_finite(arrays.x_train, "x_train")
-    zdata.check_finite(arrays.x_test, "x_test")
-    x_train, x_test = arrays.x_train, arrays.x_test
-    if d.binarize == "static":
-        x_train = zdata.binarize_static(x_train, recipe.train.seed)
-        x_test = zdata.binarize_static(x_test, recipe.train.seed + 1)
-    elif d.binarize == "dynamic":
-        # The test set is binarized once, with a fixed seed, so evaluations are comparable.
-        x_test = zdata.binarize_static(x_test, recipe.train.seed + 1)
-    n_val = d.validation_size
-    x_val = x_train[len(x_train) - n_val:] if n_val else None
-    x_fit = x_train[: len(x_train) - n_val] if n_val else x_train
-    if x_val is not None and d.binarize == "dynamic":
-        x_val = zdata.binarize_static(x_val, recipe.train.seed + 2)
-    return x_fit, x_val, x_test, arrays
-
-
-def run_state(run_dir: Path) -> str:
-    """"empty", "partial" (checkpoints but unfinished) or "finished"."""
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        try:
-            if json.loads(metrics.read_text()).get("finished"):
-                return "finished"
-        except json.JSONDecodeError:
-            pass
-    if (run_dir / "checkpoints").is_dir() or (run_dir / "recipe.toml").is_file():
-        return "partial"
-    return "empty"
+    """(x_fit, x_val, x_test, arrays) of the recipe; see `zoo.data.splits.load_splits`."""
+    return load_splits(recipe.data, recipe.input_shape, recipe.train.seed)
 
 
 def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
@@ -238,24 +208,8 @@ RESUMABLE_CHANGES = ("epochs", "steps_per_epoch", "strategy", "loop", "max_minut
 
 
 def _same_training(previous_toml: str, recipe: Recipe) -> bool:
-    """Whether a run's saved recipe.toml describes the same training as `recipe`.
-
-    Both are compared as validated recipes, so a field added to the configs since the run was
-    made compares as its default instead of as a missing line.
-    """
-    try:
-        previous = parse_recipe(tomllib.loads(previous_toml), "recipe.toml")
-    except (tomllib.TOMLDecodeError, ValueError):
-        return False
-
-    def essentials(r: Recipe) -> dict:
-        data = r.to_dict()
-        data.pop("description", None)
-        for key in RESUMABLE_CHANGES:
-            data["train"].pop(key)
-        return data
-
-    return essentials(previous) == essentials(recipe)
+    """Whether a run's saved recipe.toml describes the same training as `recipe` (up to `RESUMABLE_CHANGES`)."""
+    return same_recipe(previous_toml, recipe, ignoring=RESUMABLE_CHANGES)
 
 
 def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoint, timer: EpochTimer,
@@ -276,7 +230,7 @@ def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoin
 
 
 def use_custom_loop(train, strategy) -> bool:
-    """Whether `train.loop` runs `zoo.loop.fit_custom_loop` (True) or Keras's `Model.fit` (False).
+    """Whether `train.loop` runs `zoo.training.loops.fit_custom_loop` (True) or Keras's `Model.fit` (False).
 
     "auto" takes the custom loop where `Model.fit` fails or miscounts: under
     MultiWorkerMirroredStrategy (keras-team/keras#20585); with `steps_per_execution` > 1 on more
@@ -306,7 +260,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
     Rerunning the same command after a crash resumes from the last finished epoch; a finished
     run is refused unless `resume` (train further, to `epochs`) or `overwrite` (start again).
 
-    Under `multi_worker` (or `train.loop = "custom"`) training runs `zoo.loop.fit_custom_loop`,
+    Under `multi_worker` (or `train.loop = "custom"`) training runs `zoo.training.loops.fit_custom_loop`,
     which drives the model's own train step like `Model.fit` does. There every worker runs this
     same function; only the chief writes the run directory, the other workers write theirs to a
     temporary directory that is deleted at the end, and they start from the chief's state.
@@ -398,6 +352,14 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             shutil.rmtree(scratch, ignore_errors=True)
         if train.mixed_precision != "float32":
             keras.mixed_precision.set_global_policy("float32")
+
+
+def fit_recipe(recipe: Recipe, epochs: int | None = None, steps_per_epoch: int | None = None,
+               strategy: str | None = None, **kwargs) -> Run:
+    """`fit` with the common `train` overrides (epochs, steps_per_epoch, strategy) applied first."""
+    overrides = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
+                                   ("strategy", strategy)) if v is not None}
+    return fit(recipe.replace("train", **overrides) if overrides else recipe, **kwargs)
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from zoo.export.report import keras_reconstruction, measure, write_report
+from zoo.export.runners import OnnxRunner
+from zoo.export.saved_model import serving_functions
+from zoo.io import atomic_path
+
 OPSET = 17
-SUFFIX = {"serving_default": "", "encode": "_encode", "decode": "_decode"}
 
 
 def onnx_path(directory: Path, name: str, signature: str) -> Path:
-    return Path(directory) / f"{name}{SUFFIX[signature]}.onnx"
+    return Path(directory) / f"{name}{'' if signature == 'serving_default' else '_' + signature}.onnx"
 
 
 def convert(fn, opset: int = OPSET) -> bytes:
@@ -31,10 +35,6 @@ def export_onnx(source, directory: Path, *, evaluation, latency_runs=100, say=pr
     """Writes the ONNX files of `source` into `directory` with a report.json; returns the paths."""
     import logging
 
-    from zoo.export import INFERENCE_SIGNATURES, serving_functions
-    from zoo.export_runners import OnnxRunner
-    from zoo.export_tflite import keras_reconstruction, measure, write_report
-    from zoo.io import atomic_path
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     x_eval, eval_name = evaluation
@@ -42,7 +42,7 @@ def export_onnx(source, directory: Path, *, evaluation, latency_runs=100, say=pr
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written, rows = [], []
-    for signature, fn in serving_functions(source.model, INFERENCE_SIGNATURES).items():
+    for signature, fn in serving_functions(source.model, source.model.device_signatures).items():
         data = convert(fn)
         path = onnx_path(directory, source.name, signature)
         with atomic_path(path) as part:

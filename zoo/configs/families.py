@@ -1,0 +1,163 @@
+"""The built-in families' hyperparameters, checked without TensorFlow.
+
+Each dataclass lists exactly the constructor arguments of its family (besides `input_shape`);
+the family stores one and returns `to_dict()` from `get_config`, so the recipe, the model and
+its `.keras` file agree key for key. A new family declares its own `HParams` beside its model
+(see docs/adding_a_family.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+
+from zoo.configs.noises import check_noise
+from zoo.configs.schema import HParams, param
+from zoo.registry import HPARAMS
+
+BACKBONES = ("dense", "conv")
+LOSSES = ("mse", "bce")
+#: Activations by Keras name; a recipe may name only these (no arbitrary callables).
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "mish", "tanh", "sigmoid",
+               "hard_sigmoid", "softplus", "softsign", "exponential", "linear")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+PRIORS = ("normal", "mixture")
+
+
+def check_backbone(backbone: str, input_shape, hidden) -> None:
+    """A conv backbone needs (H, W, C) inputs, filters in `hidden`, and H, W divisible by 2^len(hidden)."""
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in input_shape):
+        raise ValueError(f"input_shape must be a list of positive integers. Received: input_shape={list(input_shape)}")
+    if backbone != "conv":
+        return
+    if len(input_shape) != 3:
+        raise ValueError(f"backbone='conv' needs input_shape (H, W, C). Received: input_shape={tuple(input_shape)}")
+    if not hidden:
+        raise ValueError("backbone='conv' needs at least one filter count in hidden. Received: hidden=[]")
+    factor = 2 ** len(hidden)
+    if input_shape[0] % factor or input_shape[1] % factor:
+        raise ValueError(f"backbone='conv' halves H and W once per entry of hidden, so H and W must be divisible by "
+                         f"{factor}. Received: input_shape={tuple(input_shape)}, hidden={list(hidden)}")
+
+
+def backbone_parameters(input_shape, hidden, backbone: str, encoder_units: int, code_size: int,
+                        out_channels: int) -> int:
+    """Weights of `zoo.layers.blocks.make_encoder` + `make_decoder`, counted from the shapes alone."""
+    shape, hidden = tuple(input_shape), list(hidden)
+
+    def dense(sizes):
+        return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+    if backbone == "conv":
+        count, channels = 0, shape[-1]
+        for f in hidden:
+            count, channels = count + 9 * channels * f + f, f
+        cells = (shape[0] // 2 ** len(hidden)) * (shape[1] // 2 ** len(hidden))
+        count += dense([cells * hidden[-1], encoder_units]) + dense([code_size, cells * hidden[-1]])
+        channels = hidden[-1]
+        for f in [*hidden[::-1][1:], out_channels]:
+            count, channels = count + 9 * channels * f + f, f
+        return count
+    pixels = math.prod(shape[:-1]) if len(shape) > 1 else 1
+    return (dense([math.prod(shape), *hidden, encoder_units])
+            + dense([code_size, *hidden[::-1], pixels * out_channels]))
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoencoderHParams(HParams):
+    """x → z = F(x | Θ) → x̂ = G(z | Φ); see `zoo.models.base.Autoencoder`."""
+
+    code_size: int = param(32, low=1, doc="size of the code z")
+    hidden: tuple[int, ...] = param((), item_low=1, doc="encoder layer sizes (filters for conv); the decoder mirrors")
+    backbone: str = param("dense", choices=BACKBONES)
+    activation: str = param("relu", choices=ACTIVATIONS)
+    code_activation: str = param("linear", choices=ACTIVATIONS)
+    loss: str = param("mse", choices=LOSSES)
+    weight_decay: float = param(0.0, low=0.0, doc="λ of the L2 penalty (λ/2)·Σ‖W‖²")
+
+    def check_shape(self, input_shape) -> None:
+        """Checks that involve the data's shape."""
+        check_backbone(self.backbone, input_shape, self.hidden)
+
+    def encoder_units(self) -> int:
+        return self.code_size
+
+    def parameter_count(self, input_shape) -> int:
+        return backbone_parameters(input_shape, self.hidden, self.backbone, self.encoder_units(), self.code_size,
+                                   tuple(input_shape)[-1])
+
+
+@HPARAMS.register("basic")
+@dataclasses.dataclass(frozen=True)
+class BasicHParams(AutoencoderHParams):
+    """One code layer z = a(Wx + b): no hidden layers, a dense backbone."""
+
+    code_size: int = param(64, low=1)
+    code_activation: str = param("relu", choices=ACTIVATIONS)
+    hidden: tuple[int, ...] = dataclasses.field(default=(), init=False, repr=False)
+    backbone: str = dataclasses.field(default="dense", init=False, repr=False)
+    activation: str = dataclasses.field(default="relu", init=False, repr=False)
+
+
+@HPARAMS.register("stacked")
+@dataclasses.dataclass(frozen=True)
+class StackedHParams(AutoencoderHParams):
+    """Several hidden layers on each side of the code."""
+
+    hidden: tuple[int, ...] = param((512, 256), item_low=1)
+
+
+@HPARAMS.register("denoising")
+@dataclasses.dataclass(frozen=True)
+class DenoisingHParams(StackedHParams):
+    """A stacked autoencoder trained on corrupted inputs x̃ ~ q(x̃ | x)."""
+
+    noise: dict = param({"kind": "gaussian", "stddev": 0.3}, doc="{kind = gaussian | salt_pepper | masking, ...}")
+
+    def check(self) -> None:
+        check_noise(self.noise, "noise")
+
+
+@HPARAMS.register("sparse")
+@dataclasses.dataclass(frozen=True)
+class SparseHParams(AutoencoderHParams):
+    """A sigmoid code kept sparse by β·Σ_j KL(ρ ‖ ρ̂_j)."""
+
+    per_example_objective: typing.ClassVar[bool] = False  # ρ̂ is a statistic of the whole batch
+
+    code_size: int = param(196, low=1)
+    rho: float = param(0.05, low=0.0, high=1.0, low_open=True, high_open=True, doc="target activation ρ")
+    beta: float = param(3.0, low=0.0, doc="weight β of the sparsity penalty")
+    code_activation: str = dataclasses.field(default="sigmoid", init=False, repr=False)
+
+
+@HPARAMS.register("vae")
+@dataclasses.dataclass(frozen=True)
+class VAEHParams(AutoencoderHParams):
+    """q_φ(z|x), p(z), p_θ(x|z) trained on −ELBO; see `zoo.models.vae.VariationalAutoencoder`."""
+
+    hidden: tuple[int, ...] = param((512, 256), item_low=1)
+    likelihood: str = param("bernoulli", choices=LIKELIHOODS)
+    sigma: float = param(0.1, low=0.0, low_open=True, doc="σ of the Gaussian likelihood")
+    learn_sigma: bool = param(False)
+    beta: float = param(1.0, low=0.0)
+    kl_warmup_steps: int = param(0, low=0)
+    prior: str = param("normal", choices=PRIORS)
+    prior_components: int = param(10, low=1)
+    iw_samples: int = param(1, low=1)
+    seed: int | None = param(None, low=0, high=2 ** 31 - 1)
+    code_activation: str = dataclasses.field(default="linear", init=False, repr=False)
+    loss: str = dataclasses.field(default="bce", init=False, repr=False)
+
+    def check(self) -> None:
+        if self.learn_sigma and self.likelihood != "gaussian":
+            raise ValueError(f"learn_sigma applies to the gaussian likelihood only. Received: learn_sigma=true, "
+                             f"likelihood={self.likelihood!r}")
+
+    def encoder_units(self) -> int:
+        return 2 * self.code_size
+
+    def parameter_count(self, input_shape) -> int:
+        prior = self.prior_components * (1 + 2 * self.code_size) if self.prior == "mixture" else 0
+        return super().parameter_count(input_shape) + prior + (self.likelihood == "gaussian")

@@ -1,0 +1,1 @@
+"""Data: the catalog (names and shapes, no TensorFlow), sources that load arrays, splits and pipelines."""

@@ -1,0 +1,1 @@
+"""Training: the trainer, strategies, the run directory, loops, sharding, callbacks and optimizers."""

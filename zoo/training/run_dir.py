@@ -1,0 +1,72 @@
+"""The run directory of `zoo fit`: its files, its state, and whether it holds a given recipe.
+
+    recipe.toml      the resolved recipe (written first)
+    checkpoints/     the resumable state of the last finished epoch
+    history.csv      one row per epoch
+    best.keras       the best model by validation loss (or training loss)
+    model.keras      the final model (written last, atomically)
+    metrics.json     the final metrics; "finished": true marks a finished run
+
+Evaluation, export and bench read runs through this module, never through the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+
+def run_state(run_dir: Path) -> str:
+    """"empty", "partial" (checkpoints but unfinished) or "finished"."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        try:
+            if json.loads(metrics.read_text()).get("finished"):
+                return "finished"
+        except json.JSONDecodeError:
+            pass
+    if (run_dir / "checkpoints").is_dir() or (run_dir / "recipe.toml").is_file():
+        return "partial"
+    return "empty"
+
+
+def same_recipe(previous_toml: str, recipe, ignoring=()) -> bool:
+    """Whether a run's saved recipe.toml describes `recipe`, up to its description and the
+    `train` keys in `ignoring`. Both sides are compared as validated recipes, so a key added to
+    the configs since the run was made compares as its default instead of as a missing line.
+    The trainer (may this run be resumed?) and the bench (may this run be reused?) both ask here.
+    """
+    from zoo.configs.recipe import parse_recipe
+
+    try:
+        previous = parse_recipe(tomllib.loads(previous_toml), "recipe.toml")
+    except (tomllib.TOMLDecodeError, ValueError):
+        return False
+
+    def essentials(r) -> dict:
+        data = r.to_dict()
+        data.pop("description", None)
+        for key in ignoring:
+            data["train"].pop(key, None)
+        return data
+
+    return essentials(previous) == essentials(recipe)
+
+
+def load_finished_model(path: Path):
+    """The `.keras` model of a run, loaded with Keras's safe mode; ValueError naming the file otherwise."""
+    import keras
+
+    import zoo.models  # noqa: F401  (registers the classes the file names)
+    import zoo.training.optimizers  # noqa: F401
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file {path}")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # a corrupt zip, an unknown class, a Lambda refused by safe_mode ...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path} is not a loadable zoo model: {first}") from None
