@@ -5,7 +5,10 @@ import dataclasses
 import pytest
 
 import zoo
-from zoo.configs.recipe import RECIPES_DIR, DataConfig, TrainConfig, load_recipe
+from zoo.configs.recipe import DataConfig, TrainConfig, load_recipe
+from zoo.configs.shipped import recipes_dir
+
+RECIPES_DIR = recipes_dir()
 
 
 def write(tmp_path, text, name="recipe.toml"):

@@ -114,6 +114,15 @@ def hparams_class(name: str):
     return HPARAMS.get(name)
 
 
+def hyperparameters(name: str) -> dict[str, Any]:
+    """A family's hyperparameters and their defaults (its `HParams` fields), with `input_shape`."""
+    import dataclasses
+
+    fields = [f for f in dataclasses.fields(hparams_class(name)) if f.init]
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in fields}
+    return {"input_shape": None, **defaults}
+
+
 # Arguments every Keras model takes besides its own hyperparameters.
 KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
 
@@ -125,9 +134,7 @@ def build(family: str, /, **hparams):
         ValueError: an unknown family, or an argument the family does not take (rather than
             silently ignoring it), naming what is allowed.
     """
-    import dataclasses
-
-    known = ["input_shape", *(f.name for f in dataclasses.fields(hparams_class(family)))]
+    known = list(hyperparameters(family))
     for key in hparams:
         if key not in known and key not in KERAS_MODEL_ARGUMENTS:
             raise ValueError(f"Unknown argument '{key}' for model '{family}'. "
