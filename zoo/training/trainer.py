@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import keras
@@ -35,7 +34,7 @@ from zoo.configs.recipe import Recipe, parse_recipe
 from zoo.training.run_dir import run_state, same_recipe
 from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
 from zoo.training.optimizers import FusedAdam
-from zoo.training.sharding import configure_threads
+from zoo.training.sharding import batch_shards_here, setup_batch_shards
 
 STRATEGIES = {}
 
@@ -118,13 +117,14 @@ def early_strategy(recipe_path, overrides=()) -> None:
 
     Validating a recipe builds its model, which starts TensorFlow's runtime; a multi-worker
     strategy and the threads of `train.batch_shards` must configure that runtime first. This
-    reads only the recipe's `train.strategy` and `train.batch_shards` (with `overrides`),
-    without validating the recipe.
+    reads only the recipe's `train.strategy`, `train.batch_shards` and `model.family` (with its
+    `base` chain and `overrides`), without validating the recipe.
     """
-    from zoo.configs.recipe import apply_override, resolve_recipe_path
+    from zoo import registry
+    from zoo.configs.recipe import apply_override, read_recipe, resolve_recipe_path
 
     try:
-        raw = tomllib.loads(resolve_recipe_path(recipe_path).read_text())
+        raw = read_recipe(resolve_recipe_path(recipe_path))
         for override in overrides:
             raw = apply_override(raw, override)
     except (ValueError, OSError):
@@ -132,17 +132,23 @@ def early_strategy(recipe_path, overrides=()) -> None:
     train = raw.get("train")
     if isinstance(train, dict) and train.get("strategy") == "multi_worker":
         make_strategy("multi_worker")
-    if isinstance(train, dict) and isinstance(train.get("batch_shards"), int):
-        configure_threads(train["batch_shards"])
+    shards = train.get("batch_shards", "auto") if isinstance(train, dict) else "auto"
+    family = raw.get("model", {}).get("family") if isinstance(raw.get("model"), dict) else None
+    hparams = registry.hparams_class(family) if family in registry.list_models() else None
+    if (shards == "auto" or isinstance(shards, int)) and hparams is not None:
+        setup_batch_shards(shards, hparams.per_example_objective)
 
 
 @dataclasses.dataclass
 class Run:
-    """The outcome of `fit`: the trained model, its history and its directory."""
+    """The outcome of `fit`: the trained model, its history and its directory.
+
+    `dir` is None on a non-chief worker of a multi-worker run: only the chief writes one.
+    """
 
     model: keras.Model
     history: dict
-    dir: Path
+    dir: Path | None
     recipe: Recipe
     metrics: dict
 
@@ -172,7 +178,7 @@ def build_model(recipe: Recipe, strategy, steps_total: int) -> keras.Model:
         model.compile(optimizer=make_optimizer(recipe.train, steps_total), jit_compile=recipe.train.jit_compile,
                       steps_per_execution=recipe.train.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
-    model.batch_shards = recipe.train.batch_shards
+    model.batch_shards = batch_shards_here(recipe.train.batch_shards, recipe.model.hparams.per_example_objective)
     return model
 
 
@@ -269,7 +275,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         A `Run` with the model, the history (all epochs, resumed ones included) and the directory.
     """
     train = recipe.train
-    configure_threads(train.batch_shards)
+    setup_batch_shards(train.batch_shards, recipe.model.hparams.per_example_objective)  # CPU threads: no GPU only
     x_fit, x_val, x_test, arrays = load_data(recipe)
     keras.utils.set_random_seed(train.seed)
     if train.mixed_precision != "float32":
@@ -345,7 +351,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         rows = checkpoint.rows
         run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss)
         if scratch is not None:
-            run.dir = Path(out) if out else Path("runs") / recipe.name
+            run.dir = None  # this worker wrote no run directory: its scratch copy is deleted below
         return run
     finally:
         if scratch is not None:
@@ -392,6 +398,7 @@ def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTim
         "train_seconds_this_session": round(wall, 2),
         "timed_epochs": len(steady),
         "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "batch_shards_resolved": int(getattr(model, "batch_shards", 1)),
         "finished": True,
     }
     write_json(run_dir / "metrics.json", metrics)
