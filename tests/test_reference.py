@@ -50,10 +50,8 @@ def test_reference_recipe_layer_sizes(model):
 
 def test_reference_recipe_training_setup(recipe):
     assert recipe.model.family == "vae"
-    assert recipe.model.params["likelihood"] == "bernoulli"
-    assert recipe.model.params.get("prior", "normal") == "normal"
-    assert recipe.model.params.get("iw_samples", 1) == 1
-    assert recipe.model.params.get("beta", 1.0) == 1.0 and recipe.model.params.get("kl_warmup_steps", 0) == 0
+    hp = recipe.model.hparams  # every key, the recipe's or the family's default
+    assert (hp.likelihood, hp.prior, hp.iw_samples, hp.beta, hp.kl_warmup_steps) == ("bernoulli", "normal", 1, 1.0, 0)
     assert (recipe.data.dataset, recipe.data.binarize, recipe.data.validation_size) == ("fashion_mnist", "dynamic", 0)
     train = recipe.train
     assert (train.optimizer, train.learning_rate, train.batch_size, train.lr_schedule) == ("adam", 1e-3, 128, "constant")

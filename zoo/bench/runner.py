@@ -240,15 +240,10 @@ def read_history(path: Path) -> list[dict]:
 
 
 def find_export():
-    """(the export function or None, a sentence for the report)."""
-    try:
-        module = importlib.import_module("zoo.export.saved_model")
-    except ImportError as e:
-        return None, f"Not exported: `zoo.export.saved_model` is not available in this checkout ({e})."
-    fn = module if callable(module) else getattr(module, "export", None)
-    if not callable(fn):
-        return None, "Not exported: `zoo.export.saved_model` has no `export` function."
-    return fn, "Each run exported with `zoo.export.saved_model(run_dir, base=<out>/saved_models, format=\"all\")`."
+    """(the export function, a sentence for the report)."""
+    import zoo.export
+
+    return zoo.export, "Each run exported with `zoo.export(run_dir, base=<out>/saved_models, format=\"all\")`."
 
 
 def run_export(export_fn, run_dir: Path, base: Path) -> str:
