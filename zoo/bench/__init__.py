@@ -1,0 +1,1 @@
+"""The benchmark: every recipe fitted, evaluated and exported under one budget, and its report."""
