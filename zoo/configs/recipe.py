@@ -88,7 +88,8 @@ class TrainConfig(HParams):
         steps_per_execution: train steps per call into the compiled function.
         batch_shards: shards of each batch whose forward and backward passes run side by side,
             one per core, with TensorFlow set to 1 intra-op and `batch_shards` inter-op threads
-            for the process; the same gradient as the whole batch (`zoo.training.sharding`).
+            for the process (never where a GPU is visible); the same gradient as the whole batch
+            (`zoo.training.sharding`). "auto" picks by device at fit time: 2 on a 2-core CPU, else 1.
         early_stopping_patience: epochs without improvement before stopping (0 = never).
         max_minutes: training time budget of one session in minutes (0 = none); training stops
             after the last epoch that is expected to end within it.
@@ -110,12 +111,15 @@ class TrainConfig(HParams):
     jit_compile: bool = param(False)
     mixed_precision: str = param("float32", choices=PRECISIONS)
     steps_per_execution: int = param(1, low=1)
-    batch_shards: int = param(1, low=1)
+    batch_shards: int | str = param("auto", low=1)
     early_stopping_patience: int = param(0, low=0)
     max_minutes: float = param(0.0, low=0.0)
     loop: str = param("auto", choices=LOOPS)
 
     def check(self) -> None:
+        if isinstance(self.batch_shards, str) and self.batch_shards != "auto":
+            raise ValueError(f"batch_shards must be an integer >= 1 or \"auto\". "
+                             f"Received: batch_shards={self.batch_shards!r}")
         if self.loop == "fit" and self.strategy == "multi_worker":
             raise ValueError("loop 'fit' does not work under strategy 'multi_worker' (Keras 3's Model.fit fails "
                              "there, keras-team/keras#20585): use loop = \"auto\" or \"custom\"")
@@ -303,7 +307,7 @@ def parse_recipe(raw: dict, where: str) -> Recipe:
     data = _section(DataConfig, raw.get("data", {}), "data", where)
     train = _section(TrainConfig, raw.get("train", {}), "train", where)
     model = _model_from(raw.get("model", {}), SHAPES[data.dataset], where)
-    if train.batch_shards > 1 and not model.hparams.per_example_objective:
+    if train.batch_shards != "auto" and train.batch_shards > 1 and not model.hparams.per_example_objective:
         raise RecipeError(f"{where}: train.batch_shards must be 1 for model '{model.family}', whose objective uses "
                           f"statistics of the whole batch. Received: train.batch_shards={train.batch_shards}")
     return Recipe(name=name, model=model, data=data, train=train, path=where, description=description)
