@@ -14,10 +14,9 @@ PREFETCH_BATCHES = 2
 def fixed_pipeline_options() -> tf.data.Options:
     """tf.data options of a fixed pipeline: autotuning off.
 
-    A batch costs the pipeline about 1 ms of CPU against about 7 ms for a reference-VAE step on
-    two cores, so one map thread and two prefetched batches keep up. Autotuning would tune that
-    further, but on this machine it stalled the first step of 40-57% of epochs by 0.7-2 s, both
-    cores idle (docs/performance.md); with it off no epoch start stalled.
+    A batch costs the pipeline a small fraction of a training step, so one map thread and two
+    prefetched batches keep up; autotuning stalled the first step of many epochs instead
+    (measured in docs/performance.md, `python benchmarks/step_levers.py epoch-starts`).
     """
     options = tf.data.Options()
     options.autotune.enabled = False

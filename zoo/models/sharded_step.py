@@ -1,10 +1,9 @@
 """The sharded train step: one training batch cut into pieces whose passes run side by side, one per core.
 
-On a CPU, a reference-VAE batch of 128 examples is too small for a matmul to keep two cores
-busy: on the project machine the chain of its six dense layers reaches 94-126 GFLOP/s on two
-intra-op threads, while two independent chains of 64 rows on one thread each reach 153-164
-GFLOP/s (`python benchmarks/step_levers.py chains`, docs/performance.md). So the step cuts
-the batch into S shards and builds one forward and backward pass per shard; with one intra-op
+On a small CPU, a reference-VAE batch of 128 examples is too small for a matmul to keep every
+core busy, while independent chains of fewer rows, one thread each, run closer to the
+machine's matmul rate (measured in docs/performance.md, `python benchmarks/step_levers.py
+chains`). So the step cuts the batch into S shards and builds one forward and backward pass per shard; with one intra-op
 thread and S inter-op threads TensorFlow's executor runs the shards' passes concurrently, one
 per core.
 
