@@ -342,6 +342,10 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         else:
             ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=binarize,
                                     repeat=bool(train.steps_per_epoch))
+            if not train.steps_per_epoch:
+                # A shuffled pass has an unknown cardinality (flat_map): Keras would learn its length by
+                # running out of data in the first epoch, warning "Your input ran out of data". State it.
+                ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
             val = zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False) if x_val is not None else None
             if initial_epoch < train.epochs:
                 model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
