@@ -13,7 +13,8 @@ from scipy.stats import multivariate_normal
 
 import zoo
 from zoo.data.sources import Arrays
-from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, importance_sampled_log_likelihood,
+from zoo.models.estimators import importance_sampled_log_likelihood
+from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column,
                           knn_accuracy, linear_probe, prepare_data, psnr,
                           reconstruction_metrics)
 

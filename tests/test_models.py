@@ -44,10 +44,9 @@ def test_forward_shape_and_range(family, images):
     assert out.shape == images.shape
     assert out.dtype == np.float32
     assert np.all((out >= 0) & (out <= 1))
-    # In training the call returns what the objective needs, the reconstruction among it.
+    # In training the call returns what the objective needs, so a step runs the network once.
     outputs = model(images, training=True)
-    assert isinstance(outputs, dict)
-    assert tuple(outputs["reconstruction"].shape) == images.shape
+    assert isinstance(outputs, dict) and "logits" in outputs
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -89,6 +89,7 @@ def register(name: str, hparams=None):
         FAMILIES.add(name, cls)
         if schema is not None:
             HPARAMS.add(name, schema)
+            cls.per_example_objective = schema.per_example_objective
         cls.family = name
         return cls
 

@@ -76,6 +76,7 @@ class Autoencoder(keras.Model):
     """
 
     HParams = AutoencoderHParams
+    per_example_objective = True  # set from the family's HParams by `zoo.register`
     batch_shards = 1
     device_signatures = ("serving_default", "encode", "decode")
 
@@ -109,10 +110,6 @@ class Autoencoder(keras.Model):
         self.decoder = make_decoder(self.code_size, self.hidden, self.input_shape_, backbone=self.backbone,
                                     activation=self.activation, out_channels=self.input_shape_[-1],
                                     kernel_regularizer=regularizer)
-
-    @property
-    def per_example_objective(self) -> bool:
-        return self.HParams.per_example_objective
 
     # Parts of the objective that families override.
     def corrupt(self, x, training):
