@@ -32,19 +32,14 @@ import zoo.training.loops as zloop
 from zoo.training.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
 from zoo.configs.recipe import Recipe, parse_recipe
 from zoo.training.run_dir import run_state, same_recipe
+from zoo.registry import Registry
 from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
 from zoo.training.optimizers import FusedAdam
 from zoo.training.sharding import batch_shards_here, setup_batch_shards
 
-STRATEGIES = {}
-
-
-def _strategy(name):
-    def decorate(fn):
-        STRATEGIES[name] = fn
-        return fn
-
-    return decorate
+#: Distribution strategies by name: name → a function that creates it.
+STRATEGIES: Registry = Registry("strategy")
+_strategy = STRATEGIES.register
 
 
 @_strategy("auto")
@@ -107,9 +102,7 @@ def _tpu():
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The `tf.distribute` strategy called `name`: auto, one_device, mirrored, multi_worker or tpu."""
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy '{name}'. Known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]()
+    return STRATEGIES.get(name)()
 
 
 def early_strategy(recipe_path, overrides=()) -> None:
