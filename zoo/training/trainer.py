@@ -203,7 +203,7 @@ def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
 
 
 # What a resumed run may change; everything else must match the run it continues.
-RESUMABLE_CHANGES = ("epochs", "steps_per_epoch", "strategy", "loop", "max_minutes")
+RESUMABLE_CHANGES = ("epochs", "steps_per_epoch", "strategy", "loop", "max_minutes", "batch_shards", "steps_per_execution")
 
 
 def _same_training(previous_toml: str, recipe: Recipe) -> bool:
