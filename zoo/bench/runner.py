@@ -2,7 +2,7 @@
 
 `benchmark` trains each recipe with the same number of epochs (and steps per epoch) from the
 same seed, evaluates it with `zoo.evaluation.evaluate` on the same test images, exports it when
-`zoo.export.saved_model` is available, adds the reference rows of `zoo.evaluation.baselines`, and writes:
+`zoo.export` is available, adds the reference rows of `zoo.evaluation.baselines`, and writes:
 
     <out>/report.md      the tables, the settings, the machine, the command, the figures inline
     <out>/results.json   all of it as data
@@ -63,7 +63,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         probe_train_size: training images whose codes train the probes.
         nll_examples: test images for the NLL (0: all).
         eval_examples: test images for the other metrics (0: all).
-        export: call `zoo.export.saved_model` on every run when it exists.
+        export: call `zoo.export` on every run.
         fresh: retrain runs that are already finished with the same recipe.
         command: the command line to record in the report (default: this call, as Python).
         progress: show a progress bar and the final table in the terminal.

@@ -300,7 +300,7 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
 
     start = time.perf_counter()
     encode = tf.function(model.encode, reduce_retracing=True)
-    reconstruct = tf.function(lambda x: model.decode(model.encode(x)), reduce_retracing=True)
+    reconstruct = tf.function(model.reconstruct, reduce_retracing=True)
     row = {"name": recipe.name, "kind": "model", "family": recipe.model.family,
            "code_size": int(model.code_size), **budget(recipe, metrics),
            "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
