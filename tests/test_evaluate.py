@@ -264,11 +264,11 @@ def test_bad_settings_are_one_line_errors(field, value):
 
 def test_unknown_setting_and_missing_run(tmp_path):
     with pytest.raises(ValueError, match="Unknown evaluation setting 'probes'"):
-        zoo.evaluation.evaluate(tmp_path, probes=3)
+        zoo.evaluate(tmp_path, probes=3)
     with pytest.raises(FileNotFoundError, match="not a finished run"):
-        zoo.evaluation.evaluate(tmp_path)
+        zoo.evaluate(tmp_path)
     with pytest.raises(FileNotFoundError, match="No run directory"):
-        zoo.evaluation.evaluate(tmp_path / "nope")
+        zoo.evaluate(tmp_path / "nope")
 
 
 def test_cli_reports_a_missing_run_in_one_line(tmp_path, capsys):
@@ -287,9 +287,9 @@ def test_a_real_run_end_to_end(tmp_path, capsys):
     recipe = zoo.load_recipe("vae", overrides=["train.epochs=1", "train.steps_per_epoch=3", "model.hidden=[64]"])
     run = zoo.fit(recipe, out=tmp_path / "vae", verbose=0)
     small = dict(nll_examples=50, eval_examples=300, probe_train_size=300)
-    first = zoo.evaluation.evaluate(run, nll_samples=20, **small)
+    first = zoo.evaluate(run, nll_samples=20, **small)
     saved = json.loads((tmp_path / "vae" / "evaluation.json").read_text())
-    second = zoo.evaluation.evaluate(tmp_path / "vae", nll_samples=20, write=False, **small)
+    second = zoo.evaluate(tmp_path / "vae", nll_samples=20, write=False, **small)
     timing = {"latency_ms", "eval_seconds", "run"}
     for key in set(first) - timing:
         assert first[key] == second[key], key

@@ -58,7 +58,7 @@ def exported(request, fashion, tmp_path_factory):
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
     model.fit(x_train, epochs=2, batch_size=64, verbose=0)
     base = tmp_path_factory.mktemp(f"export-{family}")
-    paths = zoo.export.saved_model(model, base=base, format="all", representative_data=x_train[:200], test_data=x_test,
+    paths = zoo.export(model, base=base, format="all", representative_data=x_train[:200], test_data=x_test,
                        latency_runs=3)
     return {"family": family, "model": model, "base": base, "paths": paths, "x": x_test,
             "dir": base / family, "version": base / family / "1"}
@@ -358,15 +358,15 @@ def versions(model_dir: Path):
 
 def test_versions_increment_and_are_never_overwritten(tmp_path):
     model = tiny_model()
-    first = zoo.export.saved_model(model, base=tmp_path)
+    first = zoo.export(model, base=tmp_path)
     assert first == [tmp_path / "basic" / "1"]
     pb = (first[0] / "saved_model.pb").read_bytes()
     (first[0] / "marker").write_text("mine")
-    second = zoo.export.saved_model(model, base=tmp_path)
+    second = zoo.export(model, base=tmp_path)
     assert second == [tmp_path / "basic" / "2"]
     (tmp_path / "basic" / "7").mkdir()
     (tmp_path / "basic" / "notes").mkdir()
-    third = zoo.export.saved_model(model, base=tmp_path)
+    third = zoo.export(model, base=tmp_path)
     assert third == [tmp_path / "basic" / "8"]
     assert (first[0] / "marker").read_text() == "mine" and (first[0] / "saved_model.pb").read_bytes() == pb
     assert versions(tmp_path / "basic") == ["1", "2", "7", "8", "notes"]
@@ -375,7 +375,7 @@ def test_versions_increment_and_are_never_overwritten(tmp_path):
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
 def test_an_export_interrupted_before_the_rename_leaves_nothing(tmp_path, monkeypatch, error):
     model = tiny_model()
-    zoo.export.saved_model(model, base=tmp_path)
+    zoo.export(model, base=tmp_path)
 
     calls = []
 
@@ -390,7 +390,7 @@ def test_an_export_interrupted_before_the_rename_leaves_nothing(tmp_path, monkey
     monkeypatch.setattr(os, "rename", fail(os.rename))
     monkeypatch.setattr(os, "replace", fail(os.replace))
     with pytest.raises(type(error)):
-        zoo.export.saved_model(model, base=tmp_path)
+        zoo.export(model, base=tmp_path)
     assert calls == [(tmp_path / "basic", "2")]  # the export got as far as the rename
     assert versions(tmp_path / "basic") == ["1"]  # no version 2, no temporary directory
 
@@ -404,13 +404,13 @@ def test_the_temporary_directory_of_a_killed_exporter_is_removed_by_the_next_exp
     for directory in (stale, live):
         (directory / "variables").mkdir(parents=True)
         (directory / "saved_model.pb").write_bytes(b"partial")
-    assert zoo.export.saved_model(tiny_model(), base=tmp_path) == [model_dir / "1"]
+    assert zoo.export(tiny_model(), base=tmp_path) == [model_dir / "1"]
     assert not stale.exists() and live.is_dir()
 
 
 def test_runner_reads_a_saved_model(tmp_path, images):
     model = tiny_model("denoising")
-    (path,) = zoo.export.saved_model(model, base=tmp_path, name="dae")
+    (path,) = zoo.export(model, base=tmp_path, name="dae")
     runner = load_runner(path)
     assert runner.signatures["encode"]["inputs"]["x"][0] == (None, 8, 8, 1)
     np.testing.assert_allclose(runner(x=images)["reconstruction"], np.asarray(model(images)), atol=1e-5)
