@@ -1,14 +1,31 @@
 """Training throughput of the zoo's reference VAE against a peer implementation, side by side.
 
-    python benchmarks/speed.py                      # 2 rounds, 4 epochs per run
+    python benchmarks/speed.py                      # 2 rounds, 4 epochs per run, the Keras peer
     python benchmarks/speed.py --rounds 3 --epochs 5 --json /tmp/speed.json
+    python benchmarks/speed.py --peer torch --peer-python /tmp/torch-venv/bin/python
+    python benchmarks/speed.py --peer path/to/my_peer.py
+
+The peers live in the repository, in `benchmarks/peers/` (`--peer` picks one):
+
+* `keras` (the default), `keras_example_vae.py`: a VAE written the way keras-io's
+  `examples/generative/vae.py` teaches it (a `Sampling` layer, encoder and decoder models, a
+  `VAE(keras.Model)` with a custom `train_step` and `tf.GradientTape`, `model.fit`), on the
+  reference architecture;
+* `torch`, `torch_vae.py`: the same model as a plain PyTorch training loop. PyTorch is not part of
+  the zoo's environment: `--peer-python` names an interpreter that has it; where that one cannot
+  import torch, the run is skipped with a message (exit status 0, nothing measured);
+* a path: any script that honours EPOCHS, BATCH, K and NTEST and prints one JSON line with
+  `samples_per_s` (and `test_nll`, `train_s` if it has them).
+
+All of them read Fashion-MNIST from the IDX files of Debian's `dataset-fashion-mnist` package
+(`benchmarks/peers/fmnist.py`; FMNIST_DIR names another directory for the peers), the files
+`zoo fit` reads by default.
 
 What it does, in one process on one machine:
 
 1. Measures the machine's float32 matmul rate (a 2048×2048 by 2048×2048 `tf.matmul`, best of
    several timings), before and after the training runs.
-2. Runs the peer (`../shared/peers/keras_example_vae.py`, a VAE written the way the official Keras
-   example teaches it) and `zoo fit recipes/vae_reference.toml` alternately, as subprocesses, for
+2. Runs the peer and `zoo fit recipes/vae_reference.toml` alternately, as subprocesses, for
    the same number of epochs; the order flips every round so drifting load on a shared machine
    hits both alike. Each reports steady-state training samples per second (epochs after the
    first): the peer's `samples_per_s`, the zoo's `train_samples_per_second` from metrics.json.
@@ -38,7 +55,21 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
-PEER = ROOT.parent / "shared" / "peers" / "keras_example_vae.py"
+PEERS_DIR = ROOT / "benchmarks" / "peers"
+PEERS = {"keras": PEERS_DIR / "keras_example_vae.py", "torch": PEERS_DIR / "torch_vae.py"}
+PEER = PEERS["keras"]
+
+
+def resolve_peer(name: str) -> Path:
+    """The peer script of `--peer`: a name of PEERS, or a path."""
+    return PEERS[name] if name in PEERS else Path(name).resolve()
+
+
+def can_import(python: str, module: str) -> bool:
+    """Whether `python` imports `module` (checked in a subprocess, as the peer will run)."""
+    done = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return done.returncode == 0
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5, inner: int = 4) -> float:
@@ -84,10 +115,10 @@ def _last_json(text: str) -> dict:
     raise RuntimeError(f"no JSON line in output:\n{text[-2000:]}")
 
 
-def run_peer(peer: Path, epochs: int, k: int, ntest: int) -> dict:
+def run_peer(peer: Path, epochs: int, k: int, ntest: int, python: str = sys.executable) -> dict:
     env = {**os.environ, "EPOCHS": str(epochs), "K": str(k), "NTEST": str(ntest), "TF_CPP_MIN_LOG_LEVEL": "3"}
     load = os.getloadavg()[0]
-    done = subprocess.run([sys.executable, str(peer)], env=env, capture_output=True, text=True, cwd=peer.parent)
+    done = subprocess.run([python, str(peer)], env=env, capture_output=True, text=True, cwd=peer.parent)
     if done.returncode:
         raise RuntimeError(f"peer failed ({done.returncode}): {done.stderr[-2000:]}")
     out = _last_json(done.stdout)
@@ -125,21 +156,31 @@ def main(argv=None) -> dict:
     parser.add_argument("--recipe", default="recipes/vae_reference.toml", help="the zoo recipe")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the zoo recipe (repeatable), e.g. --set train.jit_compile=false")
-    parser.add_argument("--peer", default=str(PEER), help="the peer script (prints one JSON line)")
+    parser.add_argument("--peer", default="keras",
+                        help="the peer: 'keras' (default, benchmarks/peers/keras_example_vae.py), 'torch' "
+                             "(benchmarks/peers/torch_vae.py) or the path of a script that prints one JSON line")
+    parser.add_argument("--peer-python", default=sys.executable,
+                        help="the Python that runs the peer (default: this one), e.g. a venv with torch")
     parser.add_argument("--k", type=int, default=100, help="importance samples of the NLL check (0 = skip)")
     parser.add_argument("--ntest", type=int, default=2000, help="test images of the NLL check")
     parser.add_argument("--json", default="", help="also write the result to this file")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.epochs < 2:
         parser.error("--rounds must be >= 1 and --epochs >= 2 (the first epoch is not timed)")
-    peer = Path(args.peer).resolve()
+    peer = resolve_peer(args.peer)
     if not peer.is_file():
         parser.error(f"no peer script at {peer}")
+    if peer == PEERS["torch"] and not can_import(args.peer_python, "torch"):
+        print(f"speed.py: skipping the PyTorch peer: {args.peer_python} cannot import torch. Install it in a "
+              "venv of its own (pip install torch==2.13.0 numpy) and pass that venv's python with --peer-python.",
+              file=sys.stderr)
+        return {}
 
     sys.path.insert(0, str(ROOT))
-    from zoo.config import load_recipe
+    import zoo
 
-    recipe = load_recipe(ROOT / args.recipe if not Path(args.recipe).is_file() else args.recipe, overrides=args.set)
+    recipe = zoo.load_recipe(ROOT / args.recipe if not Path(args.recipe).is_file() else args.recipe,
+                             overrides=args.set)
     flops = train_flops_per_example(recipe)
     rate_before = matmul_gflops()
     peer_runs, zoo_runs = [], []
@@ -148,7 +189,7 @@ def main(argv=None) -> dict:
             order = ("peer", "zoo") if r % 2 == 0 else ("zoo", "peer")
             for who in order:
                 if who == "peer":
-                    peer_runs.append(run_peer(peer, args.epochs, args.k or 1, args.ntest))
+                    peer_runs.append(run_peer(peer, args.epochs, args.k or 1, args.ntest, args.peer_python))
                 else:
                     zoo_runs.append(run_zoo(args.recipe, args.set, args.epochs, args.k, args.ntest,
                                             Path(tmp) / f"zoo-{r}"))
@@ -162,6 +203,7 @@ def main(argv=None) -> dict:
     paired = [z["samples_per_s"] / p["samples_per_s"] for z, p in zip(zoo_runs, peer_runs)]
     result = {
         "recipe": args.recipe, "overrides": args.set, "epochs": args.epochs, "rounds": args.rounds,
+        "peer_script": str(peer.relative_to(ROOT)) if peer.is_relative_to(ROOT) else str(peer),
         "cpus": os.cpu_count(),
         "matmul_gflops": {"before": round(rate_before, 1), "after": round(rate_after, 1)},
         "train_flops_per_example": flops,
@@ -176,6 +218,7 @@ def main(argv=None) -> dict:
         "nll_check": {"k": args.k, "n_test": args.ntest,
                       "peer": [r.get("test_nll") for r in peer_runs], "zoo": [r.get("test_nll") for r in zoo_runs]},
     }
+    print(f"peer: {result['peer_script']} (run by {args.peer_python})\n")
     print("| | samples/s (median) | runs | GFLOP/s | fraction of matmul rate | test NLL (k={}, n={}) |".format(
         args.k, args.ntest))
     print("|---|---|---|---|---|---|")

@@ -11,8 +11,29 @@ if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
+# PYTHON=python3.12 (or a path) picks the interpreter for a new .venv; by default the first of
+# python3.11, python3.12, python3.13 and python3 that runs a supported Python. Each candidate is run,
+# not just looked up, since a pyenv shim exists for versions it will not start.
+supported() { "$1" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' >/dev/null 2>&1; }
+version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+if [ -n "${PYTHON:-}" ]; then
+  if ! supported "$PYTHON"; then
+    echo "setup: PYTHON=$PYTHON does not run Python 3.11-3.13 (pyproject.toml's requires-python)" >&2
+    exit 1
+  fi
+  if [ -x .venv/bin/python ] && [ "$(version .venv/bin/python)" != "$(version "$PYTHON")" ]; then
+    echo "setup: .venv has Python $(version .venv/bin/python), not $(version "$PYTHON"); remove .venv to recreate it" >&2
+    exit 1
+  fi
+else
+  for PYTHON in python3.11 python3.12 python3.13 python3 ""; do
+    [ -n "$PYTHON" ] && supported "$PYTHON" && break
+  done
+  if [ -z "$PYTHON" ] && [ ! -x .venv/bin/python ]; then
+    echo "setup: no Python 3.11-3.13 found; set PYTHON=/path/to/python3.X" >&2
+    exit 1
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
