@@ -30,11 +30,3 @@ def check_choice(name: str, value, choices) -> None:
     """Raises ValueError unless value is one of `choices`."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}. Received: {name}={value!r}")
-
-
-def check_positive_ints(name: str, values) -> None:
-    """Raises ValueError unless `values` is a sequence of positive integers."""
-    if not isinstance(values, (list, tuple)) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
-    ):
-        raise ValueError(f"{name} must be a list of positive integers. Received: {name}={values!r}")

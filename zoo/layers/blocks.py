@@ -1,32 +1,13 @@
-"""Encoder and decoder backbones: dense (MLP) or convolutional, sized by config."""
+"""Encoder and decoder backbones: dense (MLP) or convolutional, sized by config.
+
+The shapes they accept are checked before building, by `zoo.configs.families.check_backbone`.
+"""
 
 from __future__ import annotations
 
 import math
 
 import keras
-
-from zoo.checks import check_choice, check_positive_ints
-
-BACKBONES = ("dense", "conv")
-
-
-def check_backbone(backbone: str, input_shape, hidden) -> None:
-    """Validates a backbone choice against the input shape it must fit."""
-    check_choice("backbone", backbone, BACKBONES)
-    check_positive_ints("input_shape", input_shape)
-    check_positive_ints("hidden", list(hidden)) if hidden else None
-    if backbone == "conv":
-        if len(input_shape) != 3:
-            raise ValueError(f"backbone='conv' needs input_shape (H, W, C). Received: input_shape={tuple(input_shape)}")
-        if not hidden:
-            raise ValueError("backbone='conv' needs at least one filter count in hidden. Received: hidden=[]")
-        factor = 2 ** len(hidden)
-        if input_shape[0] % factor or input_shape[1] % factor:
-            raise ValueError(
-                f"backbone='conv' halves H and W once per entry of hidden, so H and W must be divisible by "
-                f"{factor}. Received: input_shape={tuple(input_shape)}, hidden={list(hidden)}"
-            )
 
 
 def make_encoder(input_shape, hidden, out_units, *, backbone="dense", activation="relu",
