@@ -1,6 +1,6 @@
 """The reference recipe of the speed benchmark has the peer's architecture and training setup.
 
-The peer (`../shared/peers/keras_example_vae.py`) is an MLP VAE 784-512-256-z32 with a mirrored
+The peer (`benchmarks/peers/keras_example_vae.py`) is an MLP VAE 784-512-256-z32 with a mirrored
 decoder; counted by hand its weights and biases are
 
     encoder  784·512 + 512 + 512·256 + 256 + 256·64 + 64   =   549,696
