@@ -2,7 +2,7 @@
 
 At import time (before TensorFlow initializes its devices) the one physical CPU is split into
 two logical CPU devices, so `tf.distribute.MirroredStrategy` can run two replicas on a machine
-without GPUs (tests/test_mirrored.py).
+without GPUs (tests/training/test_mirrored.py).
 """
 
 import os
@@ -22,7 +22,7 @@ def _split_cpu(n: int = 2) -> None:
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError:
         # Devices were initialized already (e.g. by a plugin importing TensorFlow first);
-        # tests/test_mirrored.py then skips with a reason.
+        # tests/training/test_mirrored.py then skips with a reason.
         pass
 
 

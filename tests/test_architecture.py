@@ -46,3 +46,11 @@ def test_consumers_do_not_branch_on_the_family(path):
                 if isinstance(side, ast.Constant) and side.value in zoo.list_models():
                     pytest.fail(f"{path.name} compares with the family name {side.value!r} (line {node.lineno})")
     assert not re.search(r"\bis_vae\b|hasattr\(model", source)
+
+
+def test_tests_mirror_the_package_layout():
+    subpackages = {p.parent.name for p in (ROOT / "zoo").glob("*/__init__.py")} - {"recipes"}
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= subpackages, f"test folders without a zoo subpackage: {sorted(folders - subpackages)}"
+    missing = {name for name in subpackages if not any((ROOT / "tests" / name).glob("test_*.py"))}
+    assert not missing, f"zoo subpackages without tests/<name>/: {sorted(missing)}"

@@ -34,7 +34,7 @@ class VariationalAutoencoder(Autoencoder):
     The distributions are TFP's (`posterior`, `prior`, `likelihood_from_logits`); the training
     objective evaluates their densities in fused closed forms (Bernoulli log-probability as
     x·l − softplus(l), Gaussian log-densities from ε, the analytic KL), which equal TFP's
-    `log_prob`/`kl_divergence` (tests/test_vae_fast_path.py) with fewer ops per step. β is fixed,
+    `log_prob`/`kl_divergence` (tests/models/test_vae_fast_path.py) with fewer ops per step. β is fixed,
     or annealed linearly from 0 to β over `kl_warmup_steps` optimizer steps. With
     `iw_samples` k > 1 the objective is the importance-weighted bound
     −log (1/k)·Σ_i p(x, z_i)/q(z_i|x) (Burda et al.), which tightens towards −log p(x).
@@ -140,7 +140,7 @@ class VariationalAutoencoder(Autoencoder):
         """log p_θ(x|z) per example; `logits` has a leading sample axis (k, B, ...) like the result.
 
         The Bernoulli case is the fused closed form Σ_d [x_d·l_d − softplus(l_d)], equal to
-        `tfd.Bernoulli(logits=l).log_prob(x)` summed over pixels (tests/test_vae_fast_path.py) but one
+        `tfd.Bernoulli(logits=l).log_prob(x)` summed over pixels (tests/models/test_vae_fast_path.py) but one
         softplus per pixel instead of two, and no broadcast copy of x over the k samples.
         """
         x = ops.cast(x, "float32")

@@ -220,7 +220,7 @@ def test_batch_shards_step_like_the_whole_batch():
 
 RECIPE = f"""
 name = "{FAMILY}"
-description = "Contractive MLP autoencoder 784-32-8 (sigmoid code), lambda = 0.1; defined in tests/test_new_family.py."
+description = "Contractive MLP autoencoder 784-32-8 (sigmoid code), lambda = 0.1; defined in tests/models/test_new_family.py."
 
 [model]
 family = "{FAMILY}"
