@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.cli import is_tensorflow_noise
+import zoo.quiet
+from zoo.quiet import is_tensorflow_noise
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +108,7 @@ def test_tensorflow_startup_lines_are_noise_and_nothing_else():
 FD2_WRITER = """
     import os, sys
     import zoo.cli
-    with zoo.cli.quiet_tensorflow():
+    with zoo.quiet.quiet_tensorflow():
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("0", "1", "3")
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
         os.write(2, b"I0000 00:00:1796160699.355899    8765 port.cc:153] oneDNN custom operations are on.\\n")

@@ -61,6 +61,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def items(self) -> list[tuple[str, T]]:
+        """(name, object) in the order of registration, lazy entries imported."""
+        return [(name, self.get(name)) for name in self._entries]
+
     def __contains__(self, name) -> bool:
         return name in self._entries
 
