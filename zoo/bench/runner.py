@@ -24,12 +24,10 @@ from __future__ import annotations
 import csv
 import datetime
 import gc
-import importlib
 import os
 import platform
 import sys
 import time
-import types
 import warnings
 from pathlib import Path
 

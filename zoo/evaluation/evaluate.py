@@ -33,9 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import time
-import types
 import warnings
 from pathlib import Path
 

@@ -44,7 +44,7 @@ def write_signatures(model, path, names=None) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def warmup_requests(source: Source, examples=None) -> list:
+def warmup_requests(source, examples=None) -> list:
     """`PredictionLog` records, one per signature, for TF Serving's warm-up at load time."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
@@ -74,7 +74,7 @@ def next_version(model_dir: Path) -> int:
 TEMP_PREFIX = ".tmp-export-"
 
 
-def write_saved_model(source: Source, base: Path, examples=None) -> Path:
+def write_saved_model(source, base: Path, examples=None) -> Path:
     """Writes the next SavedModel version of `source` under `base/<name>/`; returns its directory.
 
     The version is built in `base/<name>/.tmp-export-<pid>-…` (TF Serving only looks at integer

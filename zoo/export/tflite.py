@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from zoo.export.report import EVAL_BATCH, keras_reconstruction, measure, write_report
+from zoo.export.report import keras_reconstruction, measure, write_report
 from zoo.export.runners import TFLiteRunner
 from zoo.export.saved_model import tempdir, write_signatures
-from zoo.io import atomic_path, write_json
+from zoo.io import atomic_path
 
 FILE_SUFFIX = {"none": "float32", "float16": "float16", "dynamic_int8": "dynamic_int8", "int8": "int8"}
 def tflite_path(directory: Path, name: str, flavour: str) -> Path:

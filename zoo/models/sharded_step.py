@@ -25,7 +25,6 @@ activation ρ̂) does not split this way; such a family sets `per_example_object
 
 from __future__ import annotations
 
-import warnings
 
 import keras
 import tensorflow as tf

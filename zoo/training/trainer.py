@@ -15,7 +15,6 @@ A run lives in one directory (by default `runs/<recipe name>`):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ import zoo.data.pipeline as zdata
 from zoo.data.splits import load_splits
 import zoo.training.loops as zloop
 from zoo.training.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
-from zoo.configs.recipe import Recipe, parse_recipe
+from zoo.configs.recipe import Recipe
 from zoo.training.run_dir import run_state, same_recipe
 from zoo.registry import Registry
 from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
