@@ -45,21 +45,11 @@ from keras import layers, ops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist  # noqa: E402
+import settings  # noqa: E402
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = int(os.environ.get(name, default))
-    if value < minimum:
-        raise SystemExit(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-EPOCHS = env_int("EPOCHS", 3, 1)
-BATCH = env_int("BATCH", 128, 1)
-K = env_int("K", 100)
-NTEST = env_int("NTEST", 2000, 1)
-NTRAIN = env_int("NTRAIN", 0)
-SEED = env_int("SEED", 0)
+_RUN = settings.common()
+EPOCHS, BATCH, K, NTEST, NTRAIN, SEED = _RUN.epochs, _RUN.batch, _RUN.k, _RUN.ntest, _RUN.ntrain, _RUN.seed
 
 IMAGE_SHAPE = (28, 28, 1)
 PIXELS = 28 * 28

@@ -45,22 +45,12 @@ except ImportError:  # pragma: no cover - depends on the interpreter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist  # noqa: E402
+import settings  # noqa: E402
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = int(os.environ.get(name, default))
-    if value < minimum:
-        raise SystemExit(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-EPOCHS = env_int("EPOCHS", 3, 1)
-BATCH = env_int("BATCH", 128, 1)
-K = env_int("K", 100)
-NTEST = env_int("NTEST", 2000, 1)
-NTRAIN = env_int("NTRAIN", 0)
-SEED = env_int("SEED", 0)
-THREADS = env_int("THREADS", 0)  # 0: torch's default (one per core)
+_RUN = settings.common()
+EPOCHS, BATCH, K, NTEST, NTRAIN, SEED = _RUN.epochs, _RUN.batch, _RUN.k, _RUN.ntest, _RUN.ntrain, _RUN.seed
+THREADS = settings.env_int("THREADS", 0)  # 0: torch's default (one per core)
 
 PIXELS = 28 * 28
 HIDDEN = (512, 256)
