@@ -185,7 +185,7 @@ def test_data_shape_must_match_the_model(tmp_path):
 
 
 def test_unknown_strategy_lists_the_known_ones():
-    with pytest.raises(ValueError, match="Unknown strategy 'nope'. Known: auto, one_device, mirrored"):
+    with pytest.raises(ValueError, match="Unknown strategy 'nope'. Known: auto, mirrored, multi_worker, one_device, tpu$"):
         trainer.make_strategy("nope")
 
 
