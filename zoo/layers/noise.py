@@ -46,6 +46,9 @@ class _Noise(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
+        # No weights to create from an input shape (the generator's state exists already): built
+        # now, so a model whose inference path skips the noise does not hold an unbuilt layer.
+        self.built = True
 
     def call(self, inputs, training=False):
         return self.corrupt(inputs) if training else inputs
