@@ -120,12 +120,13 @@ def hparams_class(name: str):
 
 
 def hyperparameters(name: str) -> dict[str, Any]:
-    """A family's hyperparameters and their defaults (its `HParams` fields), with `input_shape`."""
+    """A family's hyperparameters and their defaults (its `HParams` fields), with `input_shape`
+    and `preprocessing` (the data's, `zoo.layers.preprocessing`)."""
     import dataclasses
 
     fields = [f for f in dataclasses.fields(hparams_class(name)) if f.init]
     defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in fields}
-    return {"input_shape": None, **defaults}
+    return {"input_shape": None, **defaults, "preprocessing": None}
 
 
 # Arguments every Keras model takes besides its own hyperparameters.

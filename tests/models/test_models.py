@@ -103,9 +103,11 @@ def test_invalid_code_size_is_a_one_line_error(family):
     assert "\n" not in str(info.value)
 
 
-def test_conv_shape_mismatch_is_a_clear_error():
-    with pytest.raises(ValueError, match="divisible by 4"):
-        zoo.build("stacked", input_shape=(6, 6, 1), code_size=2, hidden=[4, 8], backbone="conv")
+def test_a_conv_backbone_on_table_rows_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"backbone='conv' needs images \(H, W, C\) or windows \(T, C\); table rows "
+                                         r"\(F,\) take backbone='dense'\. Received: input_shape=\(6,\)") as info:
+        zoo.build("stacked", input_shape=(6,), code_size=2, hidden=[4, 8], backbone="conv")
+    assert "\n" not in str(info.value)
 
 
 def test_weight_decay_adds_the_l2_penalty(images):

@@ -26,19 +26,26 @@ PRIORS = ("normal", "mixture")
 
 
 def check_backbone(backbone: str, input_shape, hidden) -> None:
-    """A conv backbone needs (H, W, C) inputs, filters in `hidden`, and H, W divisible by 2^len(hidden)."""
-    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in input_shape):
+    """A conv backbone needs images (H, W, C) or windows (T, C), and filters in `hidden`.
+
+    Any height, width or length works: the encoder pads the input up to a multiple of 2^len(hidden)
+    (each entry halves it) and the decoder crops its output back to the input's shape.
+    """
+    if not input_shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in input_shape):
         raise ValueError(f"input_shape must be a list of positive integers. Received: input_shape={list(input_shape)}")
     if backbone != "conv":
         return
-    if len(input_shape) != 3:
-        raise ValueError(f"backbone='conv' needs input_shape (H, W, C). Received: input_shape={tuple(input_shape)}")
+    if len(input_shape) not in (2, 3):
+        raise ValueError(f"backbone='conv' needs images (H, W, C) or windows (T, C); table rows (F,) take "
+                         f"backbone='dense'. Received: input_shape={tuple(input_shape)}")
     if not hidden:
         raise ValueError("backbone='conv' needs at least one filter count in hidden. Received: hidden=[]")
-    factor = 2 ** len(hidden)
-    if input_shape[0] % factor or input_shape[1] % factor:
-        raise ValueError(f"backbone='conv' halves H and W once per entry of hidden, so H and W must be divisible by "
-                         f"{factor}. Received: input_shape={tuple(input_shape)}, hidden={list(hidden)}")
+
+
+def conv_grid(input_shape, depth: int) -> tuple:
+    """The spatial shape after `depth` stride-2 layers of a conv backbone: ⌈H/2^depth⌉ (, ⌈W/2^depth⌉)."""
+    factor = 2 ** depth
+    return tuple(-(-int(d) // factor) for d in tuple(input_shape)[:-1])
 
 
 def backbone_parameters(input_shape, hidden, backbone: str, encoder_units: int, code_size: int,
@@ -50,14 +57,15 @@ def backbone_parameters(input_shape, hidden, backbone: str, encoder_units: int, 
         return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
     if backbone == "conv":
+        taps = 3 ** (len(shape) - 1)  # a 3×3 kernel on images, 3 on windows
         count, channels = 0, shape[-1]
         for f in hidden:
-            count, channels = count + 9 * channels * f + f, f
-        cells = (shape[0] // 2 ** len(hidden)) * (shape[1] // 2 ** len(hidden))
+            count, channels = count + taps * channels * f + f, f
+        cells = math.prod(conv_grid(shape, len(hidden)))
         count += dense([cells * hidden[-1], encoder_units]) + dense([code_size, cells * hidden[-1]])
         channels = hidden[-1]
         for f in [*hidden[::-1][1:], out_channels]:
-            count, channels = count + 9 * channels * f + f, f
+            count, channels = count + taps * channels * f + f, f
         return count
     pixels = math.prod(shape[:-1]) if len(shape) > 1 else 1
     return (dense([math.prod(shape), *hidden, encoder_units])
@@ -79,6 +87,13 @@ class AutoencoderHParams(HParams):
     def check_shape(self, input_shape) -> None:
         """Checks that involve the data's shape."""
         check_backbone(self.backbone, input_shape, self.hidden)
+
+    def check_units(self, bounded: bool) -> None:
+        """Checks that involve the data's units: `bounded` when the model's units are [0, 1]
+        (images), False when standardized (tables, series), where cross-entropy does not apply."""
+        if not bounded and self.loss == "bce":
+            raise ValueError("loss='bce' needs values in [0, 1], but tables and series are standardized "
+                             "(mean 0, variance 1): use loss='mse'")
 
     def encoder_units(self) -> int:
         return self.code_size
@@ -154,6 +169,11 @@ class VAEHParams(AutoencoderHParams):
         if self.learn_sigma and self.likelihood != "gaussian":
             raise ValueError(f"learn_sigma applies to the gaussian likelihood only. Received: learn_sigma=true, "
                              f"likelihood={self.likelihood!r}")
+
+    def check_units(self, bounded: bool) -> None:
+        if not bounded and self.likelihood != "gaussian":
+            raise ValueError(f"likelihood={self.likelihood!r} needs values in [0, 1], but tables and series are "
+                             f"standardized (mean 0, variance 1): use likelihood='gaussian'")
 
     def encoder_units(self) -> int:
         return 2 * self.code_size

@@ -12,7 +12,15 @@ hold: they call the hooks below, and each family overrides the ones it has.
     figures(x, y)                 {}                                     vae (samples, interpolation)
     anomaly_score(x)              per-example reconstruction error       vae (−ELBO)
     feature_scores(x)             per-feature reconstruction error       vae (−log p(x_d | z = μ))
-    reconstruct(x)                x̂ = G(F(x)), in [0, 1]                 vae (mean of p(x | z = μ))
+    reconstruct(x)                x̂ = G(F(x)), in the input's units      vae (mean of p(x | z = μ))
+    output_mean(logits)           sigmoid, or identity when standardized vae (the likelihood's mean)
+
+Units. A model built with `preprocessing` (`zoo.layers.preprocessing`) takes raw inputs and
+returns raw outputs: `encode`, `decode`, `reconstruct`, `call` and the serving signatures apply
+x' = normalize(x) on the way in and its inverse on the way out. The objective, the anomaly
+scores and the per-feature scores are computed in the model's units x' (pixels in [0, 1],
+standardized columns), so features are comparable and the built-in datasets (no preprocessing)
+behave as before.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from keras import ops
 
 from zoo.configs.families import AutoencoderHParams
 from zoo.layers.blocks import make_decoder, make_encoder
+from zoo.layers.preprocessing import check_preprocessing, is_bounded, make_preprocessing
 from zoo.models.sharded_step import sharded_train_step
 
 KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
@@ -60,12 +69,15 @@ class Autoencoder(keras.Model):
     binary cross-entropy −Σ_d [x_d log x̂_d + (1−x_d) log(1−x̂_d)] (loss="bce"), both summed over
     pixels and averaged over the (global) batch. Optional L2 weight decay adds (λ/2)·Σ‖W‖².
 
-    `call(x)` returns the reconstruction x̂ in [0, 1]. In training, `call` returns the dict of
+    `call(x)` returns the reconstruction x̂ in the input's units ([0, 1] without preprocessing). In training, `call` returns the dict of
     tensors the objective needs (`forward`), which Keras passes on to `compute_loss` as y_pred,
     so each step runs the network once; `test_step` does the same for validation.
 
     Args:
-        input_shape: shape of one example, e.g. (28, 28, 1).
+        input_shape: shape of one example: (H, W, C) images, (F,) table rows, (T, C) windows.
+        preprocessing: how raw inputs become the model's units (`zoo.layers.preprocessing`):
+            None/{"kind": "none"}, {"kind": "scale", "scale": s} or {"kind": "standardize",
+            "mean": [...], "variance": [...]}; computed from the training split by the trainer.
         **hparams: the family's hyperparameters, the fields of its `HParams` dataclass (any
             other key is an error); plus Keras's `name`, `trainable`, `dtype`.
 
@@ -80,7 +92,7 @@ class Autoencoder(keras.Model):
     batch_shards = 1
     device_signatures = ("serving_default", "encode", "decode")
 
-    def __init__(self, input_shape=(28, 28, 1), **kwargs):
+    def __init__(self, input_shape=(28, 28, 1), preprocessing=None, **kwargs):
         keras_kwargs = {k: kwargs.pop(k) for k in KERAS_MODEL_ARGUMENTS if k in kwargs}
         schema = type(self).HParams
         unknown = sorted(set(kwargs) - set(schema.keys()))
@@ -93,8 +105,16 @@ class Autoencoder(keras.Model):
             raise ValueError(str(e)) from None
         input_shape = tuple(input_shape)
         hparams.check_shape(input_shape)
+        preprocessing = check_preprocessing(preprocessing)
+        hparams.check_units(is_bounded(preprocessing))
         super().__init__(**keras_kwargs)
         self.hparams = hparams
+        self.preprocessing = preprocessing
+        self.bounded = is_bounded(preprocessing)
+        self.preprocess, self.postprocess = make_preprocessing(preprocessing)
+        for layer in (self.preprocess, self.postprocess):
+            if layer is not None:  # built now, eagerly: Normalization keeps tensors made while building
+                layer.build((None, *input_shape))
         self.input_shape_ = tuple(int(d) for d in input_shape)
         self.code_size = hparams.code_size
         self.hidden = list(hparams.hidden)
@@ -120,24 +140,39 @@ class Autoencoder(keras.Model):
         """Extra terms of the objective, already weighted, over the global batch; None here."""
         return None
 
+    # Units.
+    def normalize(self, x):
+        """x' = the model's units of raw inputs x (identity without preprocessing)."""
+        return x if self.preprocess is None else self.preprocess(x)
+
+    def denormalize(self, x):
+        """Raw units of model-unit values x' (the inverse of `normalize`)."""
+        return x if self.postprocess is None else self.postprocess(x)
+
+    def output_mean(self, logits):
+        """The reconstruction in the model's units from the decoder's outputs: sigmoid(logits)
+        when the units are [0, 1], the outputs themselves when they are standardized."""
+        logits = ops.cast(logits, "float32")
+        return ops.sigmoid(logits) if self.bounded else logits
+
     # The model.
     def encode(self, x):
-        """The code z = F(x | Θ)."""
-        return self.encoder(x)
+        """The code z = F(x' | Θ) of raw inputs x."""
+        return self.encoder(self.normalize(x))
 
     def decode(self, z):
-        """The reconstruction x̂ = G(z | Φ), in [0, 1]."""
-        return ops.sigmoid(ops.cast(self.decoder(z), "float32"))
+        """The reconstruction x̂ = G(z | Φ), in the input's units ([0, 1] without preprocessing)."""
+        return self.denormalize(self.output_mean(self.decoder(z)))
 
     def reconstruct(self, x):
         """x̂ = G(F(x)) at inference (no corruption, no sampling)."""
         return self.decode(self.encode(x))
 
     def forward(self, x, training=False) -> dict:
-        """All tensors of one pass: code, logits (pre-sigmoid) and reconstruction."""
-        code = self.encoder(self.corrupt(x, training), training=training)
+        """All tensors of one pass, in the model's units: code, logits (pre-sigmoid) and reconstruction."""
+        code = self.encoder(self.corrupt(self.normalize(x), training), training=training)
         logits = ops.cast(self.decoder(code, training=training), "float32")
-        return {"code": code, "logits": logits, "reconstruction": ops.sigmoid(logits)}
+        return {"code": code, "logits": logits, "reconstruction": self.output_mean(logits)}
 
     def train_step(self, data):
         if self.batch_shards > 1:
@@ -157,12 +192,13 @@ class Autoencoder(keras.Model):
         return self.forward(inputs, training=True) if training else self.reconstruct(inputs)
 
     def reconstruction_error(self, target, outputs):
-        """Per-example ‖x − x̂‖² or binary cross-entropy, summed over pixels."""
+        """Per-example ‖x' − x̂'‖² or binary cross-entropy, summed over features (model units)."""
         return per_example_sum(self.reconstruction_error_per_feature(target, outputs))
 
     def reconstruction_error_per_feature(self, target, outputs):
-        """(x_d − x̂_d)² or −[x_d log x̂_d + (1−x_d) log(1−x̂_d)] for every feature d."""
-        target = ops.cast(target, "float32")
+        """(x'_d − x̂'_d)² or −[x'_d log x̂'_d + (1−x'_d) log(1−x̂'_d)] for every feature d of the
+        raw target x, in the model's units x' = normalize(x)."""
+        target = ops.cast(self.normalize(target), "float32")
         if self.loss_name == "bce":
             return ops.binary_crossentropy(target, outputs["logits"], from_logits=True)
         return ops.square(target - outputs["reconstruction"])
@@ -179,7 +215,10 @@ class Autoencoder(keras.Model):
         return loss
 
     def get_config(self):
-        return {**super().get_config(), "input_shape": list(self.input_shape_), **self.hparams.to_dict()}
+        config = {**super().get_config(), "input_shape": list(self.input_shape_), **self.hparams.to_dict()}
+        if self.preprocessing["kind"] != "none":  # models without one keep their old config
+            config["preprocessing"] = self.preprocessing
+        return config
 
     # Hooks of the consumers.
     def serving_signatures(self) -> dict:
@@ -217,11 +256,13 @@ class Autoencoder(keras.Model):
         return {}
 
     def anomaly_score(self, x):
-        """Per-example score: the reconstruction error of the objective, ‖x − x̂‖² or the
-        cross-entropy summed over features, at inference (no corruption). Higher is more anomalous."""
+        """Per-example score: the reconstruction error of the objective, ‖x' − x̂'‖² or the
+        cross-entropy summed over features in the model's units, at inference (no corruption).
+        Higher is more anomalous."""
         return per_example_sum(self.feature_scores(x))
 
     def feature_scores(self, x):
-        """The reconstruction error of each feature, shape (B, *input_shape): where x is abnormal."""
+        """The reconstruction error of each feature in the model's units, shape (B, *input_shape):
+        where x is abnormal."""
         outputs = self.forward(x, training=False)
         return self.reconstruction_error_per_feature(x, outputs)

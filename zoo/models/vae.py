@@ -47,8 +47,8 @@ class VariationalAutoencoder(Autoencoder):
         hidden: encoder layer sizes; the decoder mirrors them.
         backbone: "dense" or "conv".
         activation: activation of the hidden layers.
-        likelihood: p(x|z): "bernoulli" (logits), "gaussian" (mean sigmoid(·), fixed or learned
-            σ) or "continuous_bernoulli".
+        likelihood: p(x|z): "bernoulli" (logits), "gaussian" (mean sigmoid(·), or the decoder's
+            output itself on standardized data; fixed or learned σ) or "continuous_bernoulli".
         sigma: σ of the Gaussian likelihood (initial value when learned).
         learn_sigma: learn one σ shared by all pixels.
         beta: β ≥ 0.
@@ -101,7 +101,7 @@ class VariationalAutoencoder(Autoencoder):
 
     def posterior_params(self, x, training=False):
         """(μ_φ(x), σ_φ(x)) of q_φ(z|x), float32 tensors of shape (B, d)."""
-        h = ops.cast(self.encoder(x, training=training), "float32")
+        h = ops.cast(self.encoder(self.normalize(x), training=training), "float32")
         loc, raw_scale = h[:, : self.code_size], h[:, self.code_size:]
         return loc, ops.softplus(raw_scale) + 1e-5
 
@@ -118,7 +118,7 @@ class VariationalAutoencoder(Autoencoder):
         elif self.likelihood == "continuous_bernoulli":
             base = tfd.ContinuousBernoulli(logits=logits)
         else:
-            base = tfd.Normal(loc=ops.sigmoid(logits), scale=ops.exp(self.log_sigma))
+            base = tfd.Normal(loc=self.output_mean(logits), scale=ops.exp(self.log_sigma))
         return tfd.Independent(base, reinterpreted_batch_ndims=len(self.input_shape_))
 
     def _mean(self, logits):
@@ -130,8 +130,8 @@ class VariationalAutoencoder(Autoencoder):
         return self.posterior_params(x)[0]
 
     def decode(self, z):
-        """The mean of p_θ(x|z)."""
-        return self._mean(self.decoder(z))
+        """The mean of p_θ(x|z), in the input's units."""
+        return self.denormalize(self._mean(self.decoder(z)))
 
     def _epsilon(self, shape):
         return keras.random.normal(shape, seed=self.seed_generator)
@@ -143,7 +143,7 @@ class VariationalAutoencoder(Autoencoder):
         `tfd.Bernoulli(logits=l).log_prob(x)` summed over pixels (tests/models/test_vae_fast_path.py) but one
         softplus per pixel instead of two, and no broadcast copy of x over the k samples.
         """
-        x = ops.cast(x, "float32")
+        x = ops.cast(self.normalize(x), "float32")  # the likelihood is over the model's units
         if self.likelihood == "bernoulli":
             axes = tuple(range(2, 2 + len(self.input_shape_)))
             return ops.sum(x * logits - ops.softplus(logits), axis=axes)
@@ -360,4 +360,4 @@ class VariationalAutoencoder(Autoencoder):
         """−log p_θ(x_d | z = μ_φ(x)) for every feature d."""
         loc, _ = self.posterior_params(x)
         likelihood = self.likelihood_from_logits(ops.cast(self.decoder(loc), "float32"))
-        return -likelihood.distribution.log_prob(ops.cast(x, "float32"))
+        return -likelihood.distribution.log_prob(ops.cast(self.normalize(x), "float32"))
