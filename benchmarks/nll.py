@@ -50,12 +50,14 @@ def main(argv=None) -> dict:
     recipe = load_recipe(run / "recipe.toml")
     if recipe.model.family != "vae":
         parser.error(f"{run} holds a '{recipe.model.family}' model; the NLL needs a VAE")
-    _, _, x_test, arrays = load_data(recipe)
+    x_test = load_data(recipe).x_test
     binarization = f"{recipe.data.binarize}, test set seed {recipe.train.seed + 1}"
     if args.test_binarization_seed is not None:
-        from zoo.data.sources import binarize_static
+        from zoo.data.sources import binarize_static, load_arrays
 
-        x_test = binarize_static(arrays.x_test, args.test_binarization_seed)
+        d = recipe.data
+        grey = load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source).x_test
+        x_test = binarize_static(grey, args.test_binarization_seed)
         binarization = f"test set binarized once with numpy default_rng({args.test_binarization_seed})"
     x = x_test[: args.n] if args.n else x_test
     model = keras.saving.load_model(run / args.model)

@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
 
     trainer.early_strategy(args.recipe, args.set)  # the threads of train.batch_shards, before TensorFlow starts
     recipe = load_recipe(args.recipe, overrides=args.set)
-    x_fit = trainer.load_data(recipe)[0]
+    x_fit = trainer.load_data(recipe).x_fit
     model = trainer.build_model(recipe, tf.distribute.get_strategy(), args.warmup + args.steps)
     binarize = "dynamic" if recipe.data.binarize == "dynamic" else "none"
     ds = zdata.make_dataset(x_fit, batch_size=recipe.train.batch_size, seed=recipe.train.seed, binarize=binarize,

@@ -109,7 +109,7 @@ def _recipe_models(recipe_name: str, variants: dict):
         keras.utils.set_random_seed(0)
         models[name] = trainer.build_model(recipe.replace("train", batch_shards=shards),
                                            tf.distribute.get_strategy(), 10_000)
-    return recipe, trainer.load_data(recipe)[0], models
+    return recipe, trainer.load_data(recipe).x_fit, models
 
 
 def shards_child(intra: int, inter: int, cycles: int) -> dict:

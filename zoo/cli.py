@@ -55,6 +55,9 @@ def _fit(parser):
     parser.add_argument("--steps-per-epoch", type=int, help="override train.steps_per_epoch (short runs)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one recipe value (repeatable), e.g. --set model.noise.rate=0.3")
+    parser.add_argument("--data", metavar="SOURCE", help="train on this instead: a folder of images, a .npy/.npz, "
+                                                         "a .csv/.parquet table (a series if the recipe sets "
+                                                         "data.window), or a dataset name")
     parser.add_argument("--strategy", help="auto, one_device, mirrored, multi_worker or tpu")
     parser.add_argument("--out", help="run directory (default runs/<recipe name>)")
     group = parser.add_mutually_exclusive_group()
@@ -73,7 +76,7 @@ def _fit(parser):
         from zoo.training.trainer import early_strategy
 
         early_strategy(args.recipe, overrides)  # a multi-worker strategy must precede any TensorFlow work
-        recipe = zoo.load_recipe(args.recipe, overrides=overrides)
+        recipe = zoo.load_recipe(args.recipe, overrides=overrides, data=args.data)
         result = zoo.fit(recipe, out=args.out, resume=args.resume, overwrite=args.overwrite,
                             verbose=0 if args.quiet else "auto")
         shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}

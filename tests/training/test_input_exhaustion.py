@@ -6,6 +6,7 @@ data in the first epoch, and warned "Your input ran out of data; interrupting tr
 run without `train.steps_per_epoch` (the quickstart's `zoo bench --epochs 1`, `zoo fit vae`).
 """
 
+import dataclasses
 import logging
 import warnings
 
@@ -25,8 +26,9 @@ def _tiny(monkeypatch, steps_per_execution):
     real = trainer.load_data
 
     def small(r):
-        x_fit, x_val, x_test, arrays = real(r)
-        return x_fit[:N_FIT], x_val[:40], x_test[:30], arrays
+        splits = real(r)
+        return dataclasses.replace(splits, x_fit=splits.x_fit[:N_FIT], x_val=splits.x_val[:40],
+                                   x_test=splits.x_test[:30])
 
     monkeypatch.setattr(trainer, "load_data", small)
     return recipe

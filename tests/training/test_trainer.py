@@ -42,7 +42,7 @@ def test_run_directory_files(finished):
     assert {"model.keras", "best.keras", "recipe.toml", "history.csv", "metrics.json", "reconstructions.png",
             "logs", "checkpoints"} <= names
 
-    x = trainer.load_data(run.recipe)[2][:16]
+    x = trainer.load_data(run.recipe).x_test[:16]
     loaded = keras.saving.load_model(run.dir / "model.keras", safe_mode=True)
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(run.model(x)))
     keras.saving.load_model(run.dir / "best.keras", safe_mode=True)
@@ -180,7 +180,7 @@ def test_nan_in_the_data_is_an_error(tmp_path):
 def test_data_shape_must_match_the_model(tmp_path):
     data_dir = write_idx_dir(tmp_path / "idx", np.random.default_rng(0).random((8, 20, 20)).astype("float32"))
     recipe = tiny_recipe().replace("data", data_dir=str(data_dir), source="idx", validation_size=0)
-    with pytest.raises(ValueError, match=r"does not match the model input \(28, 28, 1\)"):
+    with pytest.raises(ValueError, match=r"examples of shape \(20, 20, 1\) do not match the model's input \(28, 28, 1\)"):
         zoo.fit(recipe, out=tmp_path / "run", verbose=0)
 
 
@@ -233,7 +233,7 @@ def test_steps_per_epoch_is_exact_with_several_steps_per_execution(tmp_path):
 
 def test_binarized_test_set_is_fixed():
     recipe = tiny_recipe().replace("data", binarize="dynamic")
-    first, second = trainer.load_data(recipe)[2], trainer.load_data(recipe)[2]
+    first, second = trainer.load_data(recipe).x_test, trainer.load_data(recipe).x_test
     assert set(np.unique(first[:100])) <= {0.0, 1.0}
     np.testing.assert_array_equal(first[:100], second[:100])
 

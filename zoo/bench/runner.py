@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 import zoo.bench.report as report
-from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, evaluate_model, load_run, prepare_data,
-                          single_thread)
+from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, evaluate_model, evaluation_source,
+                                    load_run, prepare_data, single_thread)
 from zoo.io import write_json, write_text
 
 MAIN_METRICS = (("psnr", "PSNR dB (clean)"), ("robust_psnr_mean", "mean PSNR dB under the 6 corruptions"),
@@ -48,7 +48,7 @@ PROJECTED_CODES = 2000
 def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None, out="bench",
               nll_samples: int = 1000, *, seed: int = 0, probe_train_size: int = 10_000, nll_examples: int = 0,
               eval_examples: int = 0, export: bool = True, fresh: bool = False, command: str | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, data: str | None = None, data_settings=()) -> dict:
     """Trains, evaluates and exports every recipe with one budget, and writes the report.
 
     Args:
@@ -65,6 +65,12 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         fresh: retrain runs that are already finished with the same recipe.
         command: the command line to record in the report (default: this call, as Python).
         progress: show a progress bar and the final table in the terminal.
+        data: compare the variants on this instead of their recipes' data: a file or folder of
+            your own, or a dataset's name (`zoo.configs.recipe.data_table`). Every recipe then
+            reads the one [data] table this and `data_settings` make, and the recipes whose model
+            cannot take that data (a conv backbone on table rows, a Bernoulli likelihood on
+            standardized columns, ...) are left out, with the reason in the report.
+        data_settings: `KEY=VALUE` strings for that [data] table, e.g. "window=52".
 
     Returns:
         The results (what results.json holds): "rows", "settings", "machine", "command", ...
@@ -81,16 +87,16 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         raise ValueError(f"--out {out} is a file; choose a directory")
     settings = EvalSettings(nll_samples=nll_samples, nll_examples=nll_examples, eval_examples=eval_examples,
                             probe_train_size=probe_train_size, seed=seed)
-    loaded = load_recipes(recipes, epochs, steps_per_epoch, seed)
+    loaded = load_recipes(recipes, epochs, steps_per_epoch, seed, data, data_settings)
     command = command or _python_command(recipes, epochs, steps_per_epoch, out, nll_samples)
     console = Console(quiet=not progress, width=None if sys.stdout.isatty() else 150)
-    machine = machine_info()
-
-    import zoo.data.sources as zdata
 
     d = loaded[0].data
-    arrays = zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source)
-    data = prepare_data(arrays, settings)
+    source = evaluation_source(d, seed)
+    loaded, skipped = fitting_recipes(loaded, source)
+    machine = machine_info()
+    data = prepare_data(source, settings)
+    class_names = getattr(source, "class_names", ()) or report.CLASS_NAMES.get(d.dataset, ())
     figures_dir = out / "figures"
     export_fn, export_note = find_export()
     rows, exports, histories, projections, variant_figures = [], {}, {}, {}, {}
@@ -108,7 +114,8 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
             bar.update(task, description=f"{recipe.name}: figures")
             variant_figures[recipe.name] = {k: report.relative(p, out)
                                             for k, p in variant_plots(model, recipe.name, data, figures_dir).items()}
-            projections[recipe.name] = (report.project_2d(codes[:PROJECTED_CODES]), data.y_test[:PROJECTED_CODES])
+            labels = data.y_test if data.y_test is not None else np.zeros(len(codes), "int64")
+            projections[recipe.name] = (report.project_2d(codes[:PROJECTED_CODES]), labels[:PROJECTED_CODES])
             histories[recipe.name] = read_history(run_dir / "history.csv")
             del model, codes
             _release()
@@ -119,10 +126,10 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
             rows.append(row)
             bar.advance(task)
         bar.update(task, description="references: raw pixels, PPCA")
-        rows += reference_rows(sorted({r["code_size"] for r in rows}), data, settings, arrays.x_train)
+        rows += reference_rows(sorted({r["code_size"] for r in rows}), data, settings, training_examples(source, seed))
         bar.advance(task)
     figures = {"variants": variant_figures}
-    report.codes_figure(projections, figures_dir / "codes.png", report.CLASS_NAMES.get(d.dataset, ()))
+    report.codes_figure(projections, figures_dir / "codes.png", class_names)
     report.curves_figure(histories, figures_dir / "curves.png")
     report.bars_figure(rows, MAIN_METRICS, figures_dir / "bars.png")
     figures.update({"codes": "figures/codes.png", "curves": "figures/curves.png", "bars": "figures/bars.png"})
@@ -130,7 +137,9 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         "command": command,
         "started": started,
         "runtime_seconds": round(time.perf_counter() - clock, 1),
-        "settings": {"recipes": [r.name for r in loaded], "dataset": d.dataset, "data_source": arrays.source,
+        "skipped": skipped,
+        "settings": {"recipes": [r.name for r in loaded], "dataset": d.path or d.dataset, "data_source": source.source,
+                     "data_kind": data.kind,
                      "epochs": epochs, "steps_per_epoch": steps_per_epoch or "whole epochs", "train_seed": seed,
                      **settings.to_dict()},
         "machine": machine,
@@ -148,9 +157,10 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     return results
 
 
-def load_recipes(recipes, epochs, steps_per_epoch, seed) -> list:
-    """The recipes with the shared budget and seed applied; every problem is raised before training."""
-    from zoo.configs.recipe import list_recipes, load_recipe
+def load_recipes(recipes, epochs, steps_per_epoch, seed, data=None, data_settings=()) -> list:
+    """The recipes with the shared budget and seed applied (and the shared data, if given); every
+    problem is raised before training."""
+    from zoo.configs.recipe import RecipeError, data_table, list_recipes, load_recipe
 
     names = list(recipes) if recipes else list_recipes()
     if not names:
@@ -158,7 +168,20 @@ def load_recipes(recipes, epochs, steps_per_epoch, seed) -> list:
     overrides = [f"train.epochs={epochs}", f"train.seed={seed}"]
     if steps_per_epoch is not None:
         overrides.append(f"train.steps_per_epoch={steps_per_epoch}")
-    loaded = [load_recipe(name, overrides=overrides) for name in names]
+    if data is not None:
+        # One [data] table for every variant: the recipes' own data keys are dropped.
+        table = data_table(data)
+        for setting in data_settings:
+            if "=" not in setting:
+                raise RecipeError(f"--data-set expects KEY=VALUE (e.g. window=52). Received: {setting!r}")
+        overrides += [f"data.{key}={value!r}" if isinstance(value, str) else f"data.{key}={value}"
+                      for key, value in table.items()]
+        overrides += [f"data.{s}" for s in data_settings]
+        loaded = [load_recipe(name, overrides=overrides, data=data) for name in names]
+        # with_data kept each recipe's window, split sizes, ...: the first recipe's table rules.
+        loaded = [_with_data_table(r, loaded[0].data) for r in loaded]
+    else:
+        loaded = [load_recipe(name, overrides=overrides) for name in names]
     seen = {}
     for recipe in loaded:
         if recipe.name in seen:
@@ -169,6 +192,47 @@ def load_recipes(recipes, epochs, steps_per_epoch, seed) -> list:
     if len(datasets) > 1:
         raise ValueError(f"A benchmark compares variants on one dataset; these recipes use {', '.join(sorted(datasets))}")
     return loaded
+
+
+def _with_data_table(recipe, data):
+    """`recipe` reading exactly the [data] table `data` (a `DataConfig`)."""
+    import dataclasses
+
+    return dataclasses.replace(recipe, data=data)
+
+
+def fitting_recipes(loaded: list, source) -> tuple[list, list]:
+    """(the recipes whose model can take the data of `source`, [{"name", "reason"}] of the others).
+
+    Raises:
+        ValueError: no recipe fits.
+    """
+    from zoo.configs.recipe import RecipeError, check_model_for_data
+
+    if not hasattr(source, "preprocessing"):  # a catalog dataset: the recipes were checked on load
+        return loaded, []
+    fitting, skipped = [], []
+    for recipe in loaded:
+        try:
+            check_model_for_data(recipe.model, source.input_shape, source.bounded, recipe.name)
+            fitting.append(recipe)
+        except RecipeError as e:
+            skipped.append({"name": recipe.name, "reason": str(e).split(": ", 1)[-1]})
+    if not fitting:
+        raise ValueError(f"No recipe's model can take {source.source}: " + "; ".join(
+            f"{s['name']}: {s['reason']}" for s in skipped[:3]))
+    return fitting, skipped
+
+
+def training_examples(source, seed: int, most: int = 20_000) -> np.ndarray:
+    """Training examples for the references' moments, in the model's units (at most `most`)."""
+    if not hasattr(source, "preprocessing"):
+        return source.x_train
+    from zoo.data.splits import to_model_units
+
+    n = len(source.x_fit)
+    index = np.sort(np.random.default_rng(seed).choice(n, min(n, most), replace=False))
+    return to_model_units(source.fit_arrays(index)[0], source.preprocessing)
 
 
 def fit_or_reuse(recipe, run_dir: Path, fresh: bool):
@@ -207,11 +271,14 @@ def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
 
 
 def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
-    """The per-variant figures: test/corrupted/reconstructed grid, then the family's own (`Autoencoder.figures`)."""
+    """The per-variant figures: test/corrupted/reconstructed grid, then the family's own
+    (`Autoencoder.figures`), for images (shown in the model's [0, 1] units); none for tables and series."""
+    if data.kind != "images":
+        return {}
     x = data.x_test[:GRID_IMAGES]
 
     def recon(images):
-        return np.asarray(model.reconstruct(images))
+        return np.asarray(model.normalize(model.reconstruct(data.raw(images))))
 
     rows = [("test", x), ("reconstruction", recon(x))]
     for kind, level in CORRUPTIONS[::2]:  # the first level of each noise
@@ -219,6 +286,8 @@ def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
         rows += [(f"{kind} {level:g}", noisy), ("reconstruction", recon(noisy))]
     paths = {"reconstructions": figures_dir / f"{name}_reconstructions.png"}
     report.image_rows_figure(rows, paths["reconstructions"], title=f"{name}: test images, corrupted inputs, reconstructions")
+    if data.y_test is None or data.preprocessing["kind"] != "none":
+        return paths  # the family's figures show labelled images in [0, 1]
     for key, figure in model.figures(data.x_test, data.y_test).items():
         paths[key] = figures_dir / f"{name}_{key}.png"
         title = f"{name}: {figure['title']}"

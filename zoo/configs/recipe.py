@@ -26,7 +26,8 @@ import tomli_w
 from zoo import registry
 from zoo.configs import shipped
 from zoo.configs.schema import HParams, param
-from zoo.data.catalog import BINARIZATIONS, DATASETS, SHAPES, SOURCES, TRAIN_SIZES
+from zoo.data.catalog import (BINARIZATIONS, BUNDLED, COLOR_MODES, DATASETS, FORMATS, MISSING, SOURCES, TRAIN_SIZES,
+                              kind_of, known_shape)
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -45,27 +46,100 @@ class RecipeError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig(HParams):
-    """Where the examples come from and how they are prepared.
+    """Where the examples come from and how they are prepared (docs/data.md).
 
     Attributes:
-        dataset: fashion_mnist, mnist or cifar10.
+        dataset: a built-in dataset: fashion_mnist, mnist, cifar10 (images in [0, 1]); digits,
+            breast_cancer, sunspots, co2 (real data bundled with scikit-learn and statsmodels);
+            or, with source = "tfds", any TensorFlow Datasets image dataset by name.
+        path: your own data instead: a folder of images (PNG, JPEG, BMP, GIF; class subfolders
+            are labels; train/ and test/ subfolders are the splits), a .npy/.npz file, or a
+            .csv/.parquet table (a series when `window` is set). Relative to the working directory.
+        format: auto (decided by the path), images, arrays, table or series.
+        test_path: a separate test folder or file ("" = a test/ subfolder, else `test_fraction`).
+        test_fraction: the seeded fraction held out for testing when no test split is given (the
+            last rows of a series).
+        validation_size: examples held out of the training split for validation: a count (0 =
+            none), a fraction in (0, 1), or "auto" (5000 of the catalog's image datasets, 10%
+            of any other data).
         data_dir: a directory of IDX files that overrides the search ("" = search).
-        source: auto, idx or tfds.
-        binarize: none, static (sampled once) or dynamic (resampled every batch).
-        validation_size: training examples held out for validation (0 = none).
+        source: auto, idx or tfds (the catalog's image datasets).
+        binarize: none, static (sampled once) or dynamic (resampled every batch); the catalog's
+            image datasets only.
+        image_size: [H, W] to resize every image of a folder to ([] = their own, common size).
+        color_mode: auto, grayscale or rgb (images of a folder).
+        x_key: the examples' array in an .npz ("" = "x", or its only array).
+        labels: labels of arrays: an .npz key or a .npy file ("" = the .npz's "y" if present).
+        columns: feature columns of a table or series ([] = every numeric column but the label).
+        label_column: a table's label column ("" = none).
+        missing: what to do with missing values: refuse, mean, zero, interpolate or drop.
+        window: a series' window length (>= 2); 0 reads a table (for the bundled series: their
+            default window, 11 years of sunspots, 52 weeks of CO2).
+        stride: rows between the starts of consecutive windows.
     """
 
-    dataset: str = param("fashion_mnist", choices=DATASETS)
+    dataset: str = param("fashion_mnist")
+    path: str = param("")
+    format: str = param("auto", choices=FORMATS)
+    test_path: str = param("")
+    test_fraction: float = param(0.2, low=0.0, high=1.0, low_open=True, high_open=True)
+    validation_size: int | float | str = param("auto", low=0)
     data_dir: str = param("")
     source: str = param("auto", choices=SOURCES)
     binarize: str = param("none", choices=BINARIZATIONS)
-    validation_size: int = param(5000, low=0)
+    image_size: tuple[int, ...] = param((), item_low=1)
+    color_mode: str = param("auto", choices=COLOR_MODES)
+    x_key: str = param("")
+    labels: str = param("")
+    columns: tuple[str, ...] = param(())
+    label_column: str = param("")
+    missing: str = param("refuse", choices=MISSING)
+    window: int = param(0, low=0)
+    stride: int = param(1, low=1)
 
     def check(self) -> None:
-        n = TRAIN_SIZES[self.dataset]
-        if self.validation_size >= n:
-            raise ValueError(f"validation_size must leave training examples: {self.dataset} has {n}, so at most "
-                             f"{n - 1}. Received: validation_size={self.validation_size}")
+        v = self.validation_size
+        if isinstance(v, str) and v != "auto":
+            raise ValueError(f"validation_size must be a count >= 0, a fraction in (0, 1) or \"auto\". "
+                             f"Received: validation_size={v!r}")
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError(f"validation_size as a fraction must be in (0, 1). Received: validation_size={v!r}")
+        if self.image_size and len(self.image_size) != 2:
+            raise ValueError(f"image_size must be [H, W] (or []). Received: image_size={list(self.image_size)}")
+        if self.test_path and not self.path:
+            raise ValueError("test_path needs path (your own data); the built-in datasets have their own test split")
+        kind = self.kind
+        if kind == "series" and self.window < 2 and not (self.window == 0 and self.dataset in BUNDLED and not self.path):
+            raise ValueError(f"window must be >= 2 for a series (the rows of one example). Received: window={self.window}")
+        if kind not in ("series", "arrays") and self.window:
+            raise ValueError(f"window applies to series (a .csv/.parquet path or format = \"series\"); "
+                             f"this data is {kind}. Received: window={self.window}")
+        if self.path or self.dataset in BUNDLED:
+            if self.binarize != "none":
+                raise ValueError(f"binarize applies to the catalog's image datasets ({', '.join(DATASETS)}); this "
+                                 f"data is scaled or standardized inside the model. Received: binarize={self.binarize!r}")
+        if not self.path:
+            if self.source != "tfds" and self.dataset not in DATASETS + tuple(BUNDLED):
+                raise ValueError(f"dataset must be one of {', '.join(DATASETS + tuple(BUNDLED))} (or any TensorFlow "
+                                 f"Datasets image dataset with source = \"tfds\"), or set path to your own data. "
+                                 f"Received: dataset={self.dataset!r}")
+            n = TRAIN_SIZES.get(self.dataset)
+            if n and isinstance(v, int) and v >= n:
+                raise ValueError(f"validation_size must leave training examples: {self.dataset} has {n}, so at most "
+                                 f"{n - 1}. Received: validation_size={v}")
+
+    @property
+    def kind(self) -> str:
+        """images, table, series, or arrays (decided by the arrays' shape when read)."""
+        try:
+            return kind_of(self.dataset, self.path, self.format, self.window)
+        except ValueError as e:
+            raise ValueError(f"path: {e}") from None
+
+    @property
+    def input_shape(self):
+        """The per-example shape if the recipe alone decides it, else None (own data, TFDS by name)."""
+        return known_shape(self.dataset, self.path, self.window)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,9 +213,11 @@ class ModelConfig:
     hparams: HParams
     params: dict = dataclasses.field(default_factory=dict)
 
-    def build(self, input_shape):
-        """Builds the model for examples of `input_shape` (imports the family's module)."""
-        return registry.build(self.family, input_shape=tuple(input_shape), **self.hparams.to_dict())
+    def build(self, input_shape, preprocessing=None):
+        """Builds the model for examples of `input_shape` in raw units that `preprocessing` maps to
+        the model's (`zoo.layers.preprocessing`; None: none). Imports the family's module."""
+        return registry.build(self.family, input_shape=tuple(input_shape), preprocessing=preprocessing,
+                              **self.hparams.to_dict())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +239,9 @@ class Recipe:
     description: str = ""
 
     @property
-    def input_shape(self) -> tuple:
-        return SHAPES[self.data.dataset]
+    def input_shape(self):
+        """The per-example shape when the recipe decides it; None for own data (known once read)."""
+        return self.data.input_shape
 
     def to_dict(self) -> dict:
         """The resolved recipe as plain data (what `to_toml` writes)."""
@@ -253,8 +330,47 @@ def overlay(base: dict, top: dict) -> dict:
     return out
 
 
-def load_recipe(name_or_path, overrides=()) -> Recipe:
+#: Keys of [data] that name or describe one source; `with_data` drops them, and keeps the others
+#: (window, stride, missing, image_size, color_mode, test_fraction, validation_size).
+SOURCE_KEYS = ("dataset", "path", "format", "test_path", "data_dir", "source", "binarize", "x_key", "labels",
+               "columns", "label_column")
+
+
+def data_table(source: str) -> dict:
+    """The [data] keys that select `source`: an existing file or folder (your own data), a
+    built-in dataset's name, or "tfds:NAME" (any TensorFlow Datasets image dataset).
+
+    Raises:
+        RecipeError: none of these.
+    """
+    if os.path.exists(source):
+        return {"path": str(source)}
+    if source.startswith("tfds:") and len(source) > 5:
+        return {"dataset": source[5:], "source": "tfds"}
+    if source in DATASETS or source in BUNDLED:
+        return {"dataset": source}
+    raise RecipeError(f"--data: no file or folder {source!r}, and not a dataset name; the datasets: "
+                      f"{', '.join(DATASETS + tuple(BUNDLED))}, or tfds:NAME")
+
+
+def with_data(raw: dict, source: str) -> dict:
+    """Recipe data whose [data] table reads `source` (see `data_table`): the keys of the recipe's
+    own source are dropped, its window, stride, missing-value rule, image size, colour mode and
+    split sizes kept."""
+    raw = _copy(raw)
+    data = {k: v for k, v in (raw.get("data") or {}).items() if k not in SOURCE_KEYS}
+    raw["data"] = {**data_table(source), **data}
+    return raw
+
+
+def load_recipe(name_or_path, overrides=(), data: str | None = None) -> Recipe:
     """Loads and validates a recipe file, applying `section.key=value` overrides.
+
+    Args:
+        name_or_path: a recipe file or a shipped recipe's name.
+        overrides: `section.key=value` strings (`zoo fit --set`), applied last.
+        data: train on this instead of the recipe's data: a file or folder of your own, or a
+            dataset's name (`with_data`; `zoo fit --data`).
 
     Raises:
         FileNotFoundError: no such file or shipped recipe.
@@ -262,6 +378,8 @@ def load_recipe(name_or_path, overrides=()) -> Recipe:
     """
     path = resolve_recipe_path(name_or_path)
     raw = read_recipe(path)
+    if data is not None:
+        raw = with_data(raw, data)
     for override in overrides:
         raw = apply_override(raw, override, str(path))
     raw.setdefault("name", path.stem)
@@ -306,7 +424,7 @@ def parse_recipe(raw: dict, where: str) -> Recipe:
         raise RecipeError(f"{where}: description must be a string. Received: description={description!r}")
     data = _section(DataConfig, raw.get("data", {}), "data", where)
     train = _section(TrainConfig, raw.get("train", {}), "train", where)
-    model = _model_from(raw.get("model", {}), SHAPES[data.dataset], where)
+    model = _model_from(raw.get("model", {}), data.input_shape, where)
     if train.batch_shards != "auto" and train.batch_shards > 1 and not model.hparams.per_example_objective:
         raise RecipeError(f"{where}: train.batch_shards must be 1 for model '{model.family}', whose objective uses "
                           f"statistics of the whole batch. Received: train.batch_shards={train.batch_shards}")
@@ -335,16 +453,26 @@ def _model_from(values: dict, input_shape, where: str) -> ModelConfig:
         raise RecipeError(f"{where}: model.family: Unknown model {family!r}. Known: {', '.join(known)}")
     if "input_shape" in values:
         given = values.pop("input_shape")
-        if not isinstance(given, list) or [*given] != [*input_shape]:
+        if not isinstance(given, list) or (input_shape is not None and [*given] != [*input_shape]):
             raise RecipeError(f"{where}: model.input_shape must be the data's shape {list(input_shape)} (or "
                               f"omitted). Received: model.input_shape={given!r}")
     hparams = _section(registry.hparams_class(family), values, "model", where)
+    model = ModelConfig(family=family, hparams=hparams, params=_copy(values))
+    if input_shape is not None:  # own data: checked by `check_model_for_data` once it is read
+        check_model_for_data(model, input_shape, None, where)
+    return model
+
+
+def check_model_for_data(model: ModelConfig, input_shape, bounded, where: str) -> None:
+    """RecipeError when the model cannot take examples of `input_shape` (or, `bounded` not None,
+    of those units: False for standardized tables and series), or could not fit in memory."""
     try:
-        hparams.check_shape(input_shape)
+        model.hparams.check_shape(tuple(input_shape))
+        if bounded is not None:
+            model.hparams.check_units(bounded)
     except ValueError as e:
-        raise RecipeError(f"{where}: model.{e}") from None
-    check_fits_in_memory(hparams, input_shape, where)
-    return ModelConfig(family=family, hparams=hparams, params=_copy(values))
+        raise RecipeError(f"{where}: model.{e} (the data's examples have shape {tuple(input_shape)})") from None
+    check_fits_in_memory(model.hparams, tuple(input_shape), where)
 
 
 def check_fits_in_memory(hparams: HParams, input_shape, where: str) -> None:

@@ -139,12 +139,16 @@ def _load_tfds(name: str, data_dir) -> tuple:
         # tfds.testing.mock_data (it batches by an unknown example count).
         ds = tfds.load(name, split=split, as_supervised=True, batch_size=10_000, data_dir=data_dir)
         xs, ys = zip(*tfds.as_numpy(ds))
+        shapes = sorted({tuple(x.shape[1:]) for x in xs})
+        if len(shapes) > 1:
+            raise ValueError(f"tfds:{name}: images of several shapes ({shapes[0]}, {shapes[1]}): export them to a folder "
+                             f"and read it with data.path and data.image_size")
         parts += [_images(np.concatenate(xs)), np.concatenate(ys).astype(np.int64)]
     return tuple(parts)
 
 
 def _how_to_get(name: str) -> str:
-    hint = f"{_PRETTY[name]} not found: "
+    hint = f"{_PRETTY.get(name, name)} not found: "
     if name == "fashion_mnist":
         hint += "install Debian's package (apt-get install dataset-fashion-mnist), "
     if name in _DEBIAN:  # Only the MNIST family ships as IDX files.
@@ -180,7 +184,8 @@ def load_arrays(name: str = "fashion_mnist", data_dir=None, source: str = "auto"
     """Loads a dataset as float32 images in [0, 1] and int64 labels.
 
     Args:
-        name: One of DATASETS.
+        name: One of DATASETS, or with source "tfds" any TensorFlow Datasets image dataset
+            (its examples must share one shape).
         data_dir: Directory with the IDX files (source "auto"/"idx"), or the
             tensorflow-datasets data dir (source "tfds").
         source: "auto" (data_dir, then Debian's package, then TFDS), "idx" or "tfds".
@@ -192,7 +197,7 @@ def load_arrays(name: str = "fashion_mnist", data_dir=None, source: str = "auto"
         ValueError: On an unknown name/source, bad IDX files or non-finite data.
         FileNotFoundError: If data_dir lacks a file or the data can't be found.
     """
-    if name not in DATASETS:
+    if name not in DATASETS and source != "tfds":
         raise ValueError(f"Unknown dataset {name!r}. Known: {', '.join(sorted(DATASETS))}")
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}. Allowed: {', '.join(SOURCES)}")

@@ -26,6 +26,12 @@ Definitions (x the clean test image in [0, 1], x̂ the reconstruction, D pixels)
 
 Reconstruction, robustness and probes use the grayscale test images for every model, the common
 yardstick; only the likelihood and the active units use the binarized copy.
+
+Own data and the bundled datasets (`data.path`, digits, breast_cancer, sunspots, co2) are scored
+the same way in the model's units (`zoo.data.splits.to_model_units`: pixels scaled to [0, 1],
+table and series columns standardized with the training split's statistics), so mse is per
+standardized feature there. PSNR and the corruptions apply to images only, the probes to
+labelled data only; a metric that does not apply is left out of the row.
 """
 
 from __future__ import annotations
@@ -106,34 +112,87 @@ class EvalData:
     """The images every model is scored on (shared by all variants of a benchmark).
 
     Attributes:
-        x_test, y_test: the grayscale test images and labels (the first `eval_examples`).
-        x_probe, y_probe: the training images (and labels) whose codes train the probes.
-        corrupted: column name → the corrupted x_test.
+        x_test, y_test: the grayscale test images and labels (the first `eval_examples`), in the
+            model's units.
+        x_probe, y_probe: the training images (and labels) whose codes train the probes (empty
+            without labels).
+        corrupted: column name → the corrupted x_test (empty for tables and series).
+        preprocessing: the data's preprocessing spec: raw = `from_model_units(x_test, preprocessing)`.
+        kind: images, table or series.
     """
 
     x_test: np.ndarray
-    y_test: np.ndarray
+    y_test: np.ndarray | None
     x_probe: np.ndarray
-    y_probe: np.ndarray
+    y_probe: np.ndarray | None
     corrupted: dict
+    preprocessing: dict = dataclasses.field(default_factory=lambda: {"kind": "none"})
+    kind: str = "images"
+
+    @property
+    def labelled(self) -> bool:
+        return self.y_test is not None and self.y_probe is not None and len(self.y_probe) > 0
+
+    @property
+    def bounded(self) -> bool:
+        return self.preprocessing["kind"] != "standardize"
+
+    def raw(self, x) -> np.ndarray:
+        """Model-unit examples in the data's raw units (what a model is fed)."""
+        from zoo.data.splits import from_model_units
+
+        return from_model_units(x, self.preprocessing)
 
 
 def prepare_data(arrays, settings: EvalSettings) -> EvalData:
-    """Subsamples the probe set and corrupts the test set once, with `settings.seed`."""
+    """Subsamples the probe set and corrupts the test set once, with `settings.seed`.
+
+    `arrays` is a catalog dataset's `zoo.data.sources.Arrays` (grayscale images in [0, 1]) or the
+    `zoo.data.splits.Splits` of any data (scored in the model's units, the probes trained on
+    the fit split).
+    """
     import tensorflow as tf
 
+    if hasattr(arrays, "preprocessing"):
+        return _prepare_splits(arrays, settings)
     n_test = settings.eval_examples or len(arrays.x_test)
     x_test, y_test = arrays.x_test[:n_test], arrays.y_test[:n_test]
     rng = np.random.default_rng(settings.seed)
     n_probe = min(settings.probe_train_size, len(arrays.x_train))
     idx = np.sort(rng.choice(len(arrays.x_train), n_probe, replace=False))
+    return EvalData(x_test=x_test, y_test=y_test, x_probe=arrays.x_train[idx], y_probe=arrays.y_train[idx],
+                    corrupted=corrupt_all(x_test, settings.seed, tf))
+
+
+def _prepare_splits(splits, settings: EvalSettings) -> EvalData:
+    import tensorflow as tf
+
+    from zoo.data.splits import to_model_units
+
+    spec = splits.preprocessing
+    x_test, y_test = splits.test_arrays(settings.eval_examples)
+    x_test = to_model_units(x_test, spec)
+    if splits.labelled:
+        rng = np.random.default_rng(settings.seed)
+        n_probe = min(settings.probe_train_size, len(splits.x_fit))
+        x_probe, y_probe = splits.fit_arrays(np.sort(rng.choice(len(splits.x_fit), n_probe, replace=False)))
+        x_probe = to_model_units(x_probe, spec)
+    else:
+        x_probe, y_probe, y_test = x_test[:0], None, None
+    corrupted = corrupt_all(x_test, settings.seed, tf) if splits.kind == "images" else {}
+    return EvalData(x_test=x_test, y_test=y_test, x_probe=x_probe, y_probe=y_probe, corrupted=corrupted,
+                    preprocessing=spec, kind=splits.kind)
+
+
+def corrupt_all(x_test, seed: int, tf) -> dict:
+    """Column name → `x_test` (images in [0, 1]) through each corruption of CORRUPTIONS."""
+    n_test = len(x_test)
     corrupted = {}
     for i, (kind, level) in enumerate(CORRUPTIONS):
-        layer = corruption_layer(kind, level, seed=settings.seed * 1000 + i)
+        layer = corruption_layer(kind, level, seed=seed * 1000 + i)
         corrupted[corruption_column(kind, level)] = np.concatenate(
             [np.asarray(layer(tf.constant(x_test[s: s + 1000]), training=True)) for s in range(0, n_test, 1000)])
-    return EvalData(x_test=x_test, y_test=y_test, x_probe=arrays.x_train[idx], y_probe=arrays.y_train[idx],
-                    corrupted=corrupted)
+    return corrupted
 
 
 # Metrics on arrays.
@@ -153,8 +212,11 @@ def psnr(x, x_hat) -> float:
     return float(np.mean(10.0 * np.log10(1.0 / np.maximum(per_image_mse(x, x_hat), 1e-10))))
 
 
-def reconstruction_metrics(x, x_hat) -> dict:
-    """mse, per-pixel binary cross-entropy and PSNR of reconstructions x̂ of x (both in [0, 1])."""
+def reconstruction_metrics(x, x_hat, bounded: bool = True) -> dict:
+    """mse, per-pixel binary cross-entropy and PSNR of reconstructions x̂ of x (both in [0, 1]);
+    mse alone when not `bounded` (standardized values)."""
+    if not bounded:
+        return {"mse": float(per_image_mse(x, x_hat).mean())}
     x = np.asarray(x, np.float64)
     p = np.clip(np.asarray(x_hat, np.float64), 1e-7, 1 - 1e-7)
     bce = -(x * np.log(p) + (1 - x) * np.log1p(-p)).mean()
@@ -227,10 +289,13 @@ def score_representation(encode, reconstruct, data: EvalData, settings: EvalSett
     out = {}
     b = settings.batch_size
     if reconstruction:
-        out.update(reconstruction_metrics(data.x_test, batched(reconstruct, data.x_test, b)))
+        out.update(reconstruction_metrics(data.x_test, batched(reconstruct, data.x_test, b), data.bounded))
     for column, x_noisy in data.corrupted.items():
         out[column] = psnr(data.x_test, batched(reconstruct, x_noisy, b))
-    out["robust_psnr_mean"] = float(np.mean([out[c] for c in data.corrupted]))
+    if data.corrupted:
+        out["robust_psnr_mean"] = float(np.mean([out[c] for c in data.corrupted]))
+    if not data.labelled:
+        return out
     train_codes = batched(encode, data.x_probe, b)
     test_codes = batched(encode, data.x_test, b) if test_codes is None else test_codes
     out["probe_accuracy"], out["probe_converged"] = linear_probe(
@@ -266,7 +331,13 @@ def load_run(run):
 def budget(recipe, metrics: dict) -> dict:
     """What the run was given and what it cost: epochs, steps, samples seen, time, throughput."""
     train = recipe.train
-    n_fit = TRAIN_SIZES[recipe.data.dataset] - recipe.data.validation_size
+    if "fit_examples" in metrics:
+        n_fit = metrics["fit_examples"]
+    else:  # runs written before metrics.json recorded it: the catalog's sizes
+        from zoo.data.splits import validation_count
+
+        n = TRAIN_SIZES[recipe.data.dataset]
+        n_fit = n - validation_count(recipe.data.validation_size, n, True)
     steps = train.steps_per_epoch or -(-n_fit // train.batch_size)
     epochs = int(metrics.get("epochs", train.epochs))
     return {"epochs": epochs, "steps_per_epoch": steps, "batch_size": train.batch_size,
@@ -297,12 +368,17 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
     import tensorflow as tf
 
     start = time.perf_counter()
-    encode = tf.function(model.encode, reduce_retracing=True)
-    reconstruct = tf.function(model.reconstruct, reduce_retracing=True)
+    if data.preprocessing["kind"] == "none":
+        encode = tf.function(model.encode, reduce_retracing=True)
+        reconstruct = tf.function(model.reconstruct, reduce_retracing=True)
+    else:  # the data is held in the model's units: the model takes and returns raw units
+        encode = tf.function(lambda x: model.encode(model.denormalize(x)), reduce_retracing=True)
+        reconstruct = tf.function(lambda x: model.normalize(model.reconstruct(model.denormalize(x))),
+                                  reduce_retracing=True)
     row = {"name": recipe.name, "kind": "model", "family": recipe.model.family,
            "code_size": int(model.code_size), **budget(recipe, metrics),
            "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-           "latency_ms": inference_latency_ms(model, data.x_test[: settings.latency_batch_size]),
+           "latency_ms": inference_latency_ms(model, data.raw(data.x_test[: settings.latency_batch_size])),
            "latency_batch_size": int(min(settings.latency_batch_size, len(data.x_test)))}
     test_codes = batched(encode, data.x_test, settings.batch_size)
     row.update(score_representation(encode, reconstruct, data, settings, test_codes=test_codes))
@@ -314,7 +390,7 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
 def family_metrics(model, recipe, data: EvalData, settings: EvalSettings) -> dict:
     """The family's own metrics (`Autoencoder.evaluation_metrics`) on the test set as the model
     was trained on it: binarized once with the recipe's seed + 1 when the recipe binarizes."""
-    x = data.x_test
+    x = data.raw(data.x_test)
     binarize = recipe.data.binarize
     if binarize != "none":
         from zoo.data.sources import binarize_static
@@ -325,6 +401,20 @@ def family_metrics(model, recipe, data: EvalData, settings: EvalSettings) -> dic
         out["nll_data"] = (f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
                            if binarize != "none" else f"grayscale, {out.get('likelihood', '')} likelihood")
     return out
+
+
+def evaluation_source(data, seed: int):
+    """What `prepare_data` scores a recipe's runs on: a catalog dataset's grayscale `Arrays` (the
+    common yardstick, unbinarized), or the `Splits` of any other data."""
+    from zoo.data.catalog import DATASETS
+
+    if not data.path and data.dataset in DATASETS:
+        import zoo.data.sources as zdata
+
+        return zdata.load_arrays(data.dataset, data_dir=data.data_dir or None, source=data.source)
+    from zoo.data.splits import load_splits
+
+    return load_splits(data, seed)
 
 
 def evaluate(run, nll_samples: int = 1000, *, settings: EvalSettings | None = None, data: EvalData | None = None,
@@ -354,10 +444,7 @@ def evaluate(run, nll_samples: int = 1000, *, settings: EvalSettings | None = No
         settings = EvalSettings(nll_samples=nll_samples, **setting_overrides)
     model, recipe, run_dir, metrics = load_run(run)
     if data is None:
-        import zoo.data.sources as zdata
-
-        d = recipe.data
-        data = prepare_data(zdata.load_arrays(d.dataset, data_dir=d.data_dir or None, source=d.source), settings)
+        data = prepare_data(evaluation_source(recipe.data, recipe.train.seed), settings)
     row, _ = evaluate_model(model, recipe, metrics, data, settings)
     result = {**row, "run": str(run_dir), "settings": settings.to_dict()}
     if write:

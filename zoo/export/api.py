@@ -32,6 +32,8 @@ from zoo.export.tflite import export_tflite
 FORMATS = ("saved_model", "tflite", "onnx", "all")
 QUANTIZATIONS = ("none", "float16", "dynamic_int8", "int8", "all")
 CALIBRATION_EXAMPLES = 256
+#: Test examples the export reports are computed on (at most; a folder's files are read for them).
+TEST_EXAMPLES_READ = 10_000
 
 
 class Source:
@@ -60,9 +62,11 @@ class Source:
             import zoo.data.sources as zdata
             from zoo.data.splits import load_splits
 
-            x_fit, _, x_test, _ = load_splits(self.recipe.data, self.recipe.input_shape, self.recipe.train.seed)
+            splits = load_splits(self.recipe.data, self.recipe.train.seed, self.input_shape)
             rng = np.random.default_rng(self.recipe.train.seed)
-            sample = x_fit[rng.choice(len(x_fit), size=min(CALIBRATION_EXAMPLES, len(x_fit)), replace=False)]
+            n_fit = len(splits.x_fit)
+            sample, _ = splits.fit_arrays(np.sort(rng.choice(n_fit, size=min(CALIBRATION_EXAMPLES, n_fit), replace=False)))
+            x_test, _ = splits.test_arrays(TEST_EXAMPLES_READ)
             if self.recipe.data.binarize == "dynamic":
                 # The model was trained on binarized images: calibrate on what it saw.
                 sample = zdata.binarize_static(sample, self.recipe.train.seed + 3)

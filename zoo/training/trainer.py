@@ -26,10 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 import zoo.data.pipeline as zdata
+from zoo.data.examples import materialize
 from zoo.data.splits import load_splits
 import zoo.training.loops as zloop
 from zoo.training.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
-from zoo.configs.recipe import Recipe
+from zoo.configs.recipe import Recipe, check_model_for_data
 from zoo.training.run_dir import run_state, same_recipe
 from zoo.registry import Registry
 from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
@@ -162,11 +163,13 @@ def make_optimizer(train, steps_total: int) -> keras.optimizers.Optimizer:
             "rmsprop": keras.optimizers.RMSprop}[train.optimizer](**kwargs)
 
 
-def build_model(recipe: Recipe, strategy, steps_total: int) -> keras.Model:
-    """Builds, calls once and compiles the model (with its optimizer built) inside `strategy.scope()`."""
+def build_model(recipe: Recipe, strategy, steps_total: int, input_shape=None, preprocessing=None) -> keras.Model:
+    """Builds, calls once and compiles the model (with its optimizer built) inside `strategy.scope()`,
+    for examples of `input_shape` (default: the recipe's) with the data's `preprocessing`."""
+    input_shape = tuple(input_shape or recipe.input_shape)
     with strategy.scope():
-        model = recipe.model.build(recipe.input_shape)
-        model(np.zeros((1, *recipe.input_shape), "float32"))
+        model = recipe.model.build(input_shape, preprocessing)
+        model(np.zeros((1, *input_shape), "float32"))
         model.compile(optimizer=make_optimizer(recipe.train, steps_total), jit_compile=recipe.train.jit_compile,
                       steps_per_execution=recipe.train.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
@@ -175,8 +178,15 @@ def build_model(recipe: Recipe, strategy, steps_total: int) -> keras.Model:
 
 
 def load_data(recipe: Recipe):
-    """(x_fit, x_val, x_test, arrays) of the recipe; see `zoo.data.splits.load_splits`."""
-    return load_splits(recipe.data, recipe.input_shape, recipe.train.seed)
+    """The recipe's `zoo.data.splits.Splits`, checked against its model before anything is written.
+
+    Raises:
+        DataError: data that cannot be read or split.
+        RecipeError: a model that cannot take the data (its shape or units) or would not fit in memory.
+    """
+    splits = load_splits(recipe.data, recipe.train.seed, recipe.input_shape)
+    check_model_for_data(recipe.model, splits.input_shape, splits.bounded, recipe.path or recipe.name)
+    return splits
 
 
 def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
@@ -268,7 +278,8 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
     """
     train = recipe.train
     setup_batch_shards(train.batch_shards, recipe.model.hparams.per_example_objective)  # CPU threads: no GPU only
-    x_fit, x_val, x_test, arrays = load_data(recipe)
+    splits = load_data(recipe)
+    x_fit, x_val, x_test = splits.x_fit, splits.x_val, splits.x_test
     keras.utils.set_random_seed(train.seed)
     if train.mixed_precision != "float32":
         keras.mixed_precision.set_global_policy(train.mixed_precision)
@@ -290,7 +301,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             x_fit, x_test = zloop.trim_to_replicas(x_fit, replicas), zloop.trim_to_replicas(x_test, replicas)
             x_val = zloop.trim_to_replicas(x_val, replicas) if x_val is not None else None
         steps = train.steps_per_epoch or int(np.ceil(len(x_fit) / train.batch_size))
-        model = build_model(recipe, strategy, steps * train.epochs)
+        model = build_model(recipe, strategy, steps * train.epochs, splits.input_shape, splits.preprocessing)
         write_text(run_dir / "recipe.toml", recipe.to_toml())
         checkpoint = ResumableCheckpoint(run_dir / "checkpoints", run_dir / "history.csv")
         initial_epoch = checkpoint.restore(model)
@@ -345,7 +356,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
                           callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
             wall = time.perf_counter() - start
         rows = checkpoint.rows
-        run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss)
+        run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss, splits=splits)
         if scratch is not None:
             run.dir = None  # this worker wrote no run directory: its scratch copy is deleted below
         return run
@@ -371,14 +382,15 @@ def remove_stale_temp_files(run_dir: Path) -> None:
 
 
 def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTimer, steps: int, wall: float,
-               x_test, test_loss=None) -> Run:
+               x_test, test_loss=None, splits=None) -> Run:
     """Writes model.keras, the reconstructions figure and (last) metrics.json, which marks the run finished.
 
     `test_loss` is computed with `model.evaluate` unless given (the custom loop evaluates itself).
     """
     with atomic_path(run_dir / "model.keras") as tmp:
         model.save(tmp)
-    save_reconstructions(model, x_test[:10], run_dir / "reconstructions.png")
+    save_reconstructions(model, materialize(x_test[:10]), run_dir / "reconstructions.png",
+                         kind=splits.kind if splits is not None else "images")
     steady = timer.steady_state_seconds()
     samples = steps * recipe.train.batch_size
     final = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
@@ -395,6 +407,10 @@ def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTim
         "timed_epochs": len(steady),
         "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "batch_shards_resolved": int(getattr(model, "batch_shards", 1)),
+        **({} if splits is None else {
+            "data_kind": splits.kind, "data_source": splits.source, "input_shape": list(splits.input_shape),
+            "fit_examples": len(splits.x_fit), "validation_examples": 0 if splits.x_val is None else len(splits.x_val),
+            "test_examples": len(splits.x_test), "preprocessing": splits.preprocessing["kind"]}),
         "finished": True,
     }
     write_json(run_dir / "metrics.json", metrics)
@@ -402,8 +418,10 @@ def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTim
     return Run(model=model, history=history, dir=run_dir, recipe=recipe, metrics=metrics)
 
 
-def save_reconstructions(model, x, path) -> None:
-    """A PNG grid: test images on the top row, their reconstructions below."""
+def save_reconstructions(model, x, path, kind: str = "images") -> None:
+    """A PNG: test images on the top row, their reconstructions below (images, shown in the
+    model's [0, 1] units); the inputs and reconstructions of table rows and series windows as
+    lines, in the data's units."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -412,7 +430,20 @@ def save_reconstructions(model, x, path) -> None:
     # A direct call rather than `predict`, which fails under MultiWorkerMirroredStrategy like `fit`.
     recon = np.asarray(model(np.asarray(x, "float32"), training=False))
     n = len(x)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.1, 2.4))
+    if kind != "images":
+        fig, axes = plt.subplots(1, min(n, 4), figsize=(3.2 * min(n, 4), 2.4), squeeze=False)
+        for i, ax in enumerate(axes[0]):
+            flat_x, flat_r = np.reshape(x[i], (x.shape[1], -1)), np.reshape(recon[i], (x.shape[1], -1))
+            ax.plot(flat_x, color="black", lw=1)
+            ax.plot(flat_r, color="tab:orange", lw=1, ls="--")
+            ax.set_title(f"test {i}: input (black), reconstruction", fontsize=7)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80)
+        plt.close(fig)
+        return
+    x, recon = np.asarray(model.normalize(x)), np.asarray(model.normalize(recon))
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.1, 2.4), squeeze=False)
     for i in range(n):
         for row, images in enumerate((x, recon)):
             img = np.clip(images[i], 0, 1)
