@@ -141,7 +141,13 @@ def _evaluate(parser):
 
 @command("bench", "fit, evaluate and export every recipe with one budget and seed; writes OUT/report.md")
 def _bench(parser):
-    parser.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipe names or files (default: all shipped)")
+    parser.add_argument("recipes", nargs="*", metavar="RECIPE",
+                        help="recipe names or files (default: the shipped Fashion-MNIST recipes; with --data, "
+                             "every shipped recipe whose model can take the data)")
+    parser.add_argument("--data", metavar="SOURCE", help="compare the variants on this instead: a folder of images, "
+                                                         "a .npy/.npz, a .csv/.parquet table, or a dataset name")
+    parser.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [data] setting for --data (repeatable), e.g. --data-set window=52")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every variant (default 10)")
     parser.add_argument("--steps-per-epoch", type=int, help="steps per epoch of every variant (short runs)")
     parser.add_argument("--out", default="bench", help="output directory (default bench)")
@@ -160,7 +166,8 @@ def _bench(parser):
         benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, out=args.out,
                   nll_samples=args.nll_samples, nll_examples=args.nll_examples,
                   probe_train_size=args.probe_train_size, seed=args.seed, fresh=args.fresh,
-                  export=not args.no_export, command=shlex.join(_bench_argv(args)))
+                  export=not args.no_export, command=shlex.join(_bench_argv(args)), data=args.data,
+                  data_settings=args.data_set)
         print(os.path.join(args.out, "report.md"))
 
     return run
@@ -169,6 +176,8 @@ def _bench(parser):
 def _bench_argv(args) -> list[str]:
     """The `zoo bench` command with every setting spelled out, as the report records it."""
     argv = ["zoo", "bench", *args.recipes, "--epochs", str(args.epochs)]
+    if args.data is not None:
+        argv += ["--data", args.data] + [a for s in args.data_set for a in ("--data-set", s)]
     if args.steps_per_epoch is not None:
         argv += ["--steps-per-epoch", str(args.steps_per_epoch)]
     argv += ["--out", args.out, "--nll-samples", str(args.nll_samples), "--nll-examples", str(args.nll_examples),

@@ -295,6 +295,10 @@ def write_report(path, results: dict) -> None:
     out += [f"Command: `{results['command']}`", "",
             f"Started {results['started']}, total running time {results['runtime_seconds'] / 60:.1f} min "
             f"({results['runtime_seconds']:.0f} s) on the machine below.", ""]
+    out += [f"Data: {s.get('data_source', s.get('dataset'))} ({s.get('data_kind', 'images')}).", ""]
+    if results.get("skipped"):
+        out += ["Left out, as their model cannot take this data: " + "; ".join(
+            f"{k['name']} ({k['reason']})" for k in results["skipped"]) + ".", ""]
     out += ["## Results", "",
             "Every variant was trained from the same seed on the same data, with the budget in "
             "the next table; nothing was selected after the fact. *Italic* rows are references computed by the "
@@ -309,11 +313,12 @@ def write_report(path, results: dict) -> None:
             "`timed epochs` = 1 it includes tracing and compilation. Latency is the median of 20 compiled "
             "inference calls on one batch. The machine was shared with other jobs, so times are indicative.", ""]
     corruption_columns = [c for c in COLUMNS if c.startswith("psnr_")]
-    out += ["### Robustness: PSNR (dB) of the clean image vs the reconstruction of a corrupted input", "",
-            markdown_table(rows, ("name", "psnr", *corruption_columns, "robust_psnr_mean")), "",
-            "Gaussian noise is clipped to [0, 1]; salt-and-pepper sets a fraction p of pixels to 0 or 1; masking "
-            "zeroes a fraction p. The *raw-pixels* row is the PSNR of the corrupted input itself: what doing "
-            "nothing achieves.", ""]
+    if any(r.get("robust_psnr_mean") is not None for r in rows):
+        out += ["### Robustness: PSNR (dB) of the clean image vs the reconstruction of a corrupted input", "",
+                markdown_table(rows, ("name", "psnr", *corruption_columns, "robust_psnr_mean")), "",
+                "Gaussian noise is clipped to [0, 1]; salt-and-pepper sets a fraction p of pixels to 0 or 1; masking "
+                "zeroes a fraction p. The *raw-pixels* row is the PSNR of the corrupted input itself: what doing "
+                "nothing achieves.", ""]
     sparse = [r for r in models if r.get("mean_activation") is not None]
     if sparse:
         out += ["### Sparsity", "", markdown_table(sparse, ("name", "code_size", "mean_activation", "rho")), "",

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import gc
 import os
@@ -52,7 +53,8 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     """Trains, evaluates and exports every recipe with one budget, and writes the report.
 
     Args:
-        recipes: recipe names or paths (default: every shipped recipe).
+        recipes: recipe names or paths (default: the shipped recipes of the Fashion-MNIST
+            benchmark, or with `data` every shipped recipe whose model can take that data).
         epochs: epochs of every variant.
         steps_per_epoch: steps per epoch of every variant (None: whole passes over the data).
         out: the output directory.
@@ -66,7 +68,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         command: the command line to record in the report (default: this call, as Python).
         progress: show a progress bar and the final table in the terminal.
         data: compare the variants on this instead of their recipes' data: a file or folder of
-            your own, or a dataset's name (`zoo.configs.recipe.data_table`). Every recipe then
+            your own, or a dataset's name (`zoo.configs.recipe.data_config`). Every recipe then
             reads the one [data] table this and `data_settings` make, and the recipes whose model
             cannot take that data (a conv backbone on table rows, a Bernoulli likelihood on
             standardized columns, ...) are left out, with the reason in the report.
@@ -160,45 +162,43 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
 def load_recipes(recipes, epochs, steps_per_epoch, seed, data=None, data_settings=()) -> list:
     """The recipes with the shared budget and seed applied (and the shared data, if given); every
     problem is raised before training."""
-    from zoo.configs.recipe import RecipeError, data_table, list_recipes, load_recipe
+    from zoo.configs.recipe import data_config, load_recipe
 
-    names = list(recipes) if recipes else list_recipes()
+    names = list(recipes) if recipes else default_recipes(data is not None)
     if not names:
         raise ValueError("No recipes to benchmark")
     overrides = [f"train.epochs={epochs}", f"train.seed={seed}"]
     if steps_per_epoch is not None:
         overrides.append(f"train.steps_per_epoch={steps_per_epoch}")
-    if data is not None:
-        # One [data] table for every variant: the recipes' own data keys are dropped.
-        table = data_table(data)
-        for setting in data_settings:
-            if "=" not in setting:
-                raise RecipeError(f"--data-set expects KEY=VALUE (e.g. window=52). Received: {setting!r}")
-        overrides += [f"data.{key}={value!r}" if isinstance(value, str) else f"data.{key}={value}"
-                      for key, value in table.items()]
-        overrides += [f"data.{s}" for s in data_settings]
-        loaded = [load_recipe(name, overrides=overrides, data=data) for name in names]
-        # with_data kept each recipe's window, split sizes, ...: the first recipe's table rules.
-        loaded = [_with_data_table(r, loaded[0].data) for r in loaded]
-    else:
-        loaded = [load_recipe(name, overrides=overrides) for name in names]
+    loaded = [load_recipe(name, overrides=overrides) for name in names]
+    if data is not None:  # one [data] table for every variant: the recipes' own data is set aside
+        shared = data_config(data, data_settings, "--data")
+        loaded = [dataclasses.replace(r, data=shared) for r in loaded]
     seen = {}
     for recipe in loaded:
         if recipe.name in seen:
             raise ValueError(f"Two recipes are named {recipe.name!r} ({seen[recipe.name]}, {recipe.path}); "
                              f"rename one with `name = ...`")
         seen[recipe.name] = recipe.path
-    datasets = {r.data.dataset for r in loaded}
+    datasets = {r.data.path or r.data.dataset for r in loaded}
     if len(datasets) > 1:
         raise ValueError(f"A benchmark compares variants on one dataset; these recipes use {', '.join(sorted(datasets))}")
     return loaded
 
 
-def _with_data_table(recipe, data):
-    """`recipe` reading exactly the [data] table `data` (a `DataConfig`)."""
-    import dataclasses
+#: The dataset of the shipped recipes `zoo bench` compares by default.
+DEFAULT_DATASET = "fashion_mnist"
 
-    return dataclasses.replace(recipe, data=data)
+
+def default_recipes(any_data: bool) -> list[str]:
+    """Every shipped recipe (`any_data`: they are all pointed at the same data), else those on
+    Fashion-MNIST (the others train on tables, series or folders)."""
+    from zoo.configs.recipe import list_recipes, load_recipe
+
+    names = list_recipes()
+    if any_data:
+        return names
+    return [n for n in names if (lambda d: not d.path and d.dataset == DEFAULT_DATASET)(load_recipe(n).data)]
 
 
 def fitting_recipes(loaded: list, source) -> tuple[list, list]:

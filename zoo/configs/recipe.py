@@ -139,7 +139,9 @@ class DataConfig(HParams):
     @property
     def input_shape(self):
         """The per-example shape if the recipe alone decides it, else None (own data, TFDS by name)."""
-        return known_shape(self.dataset, self.path, self.window)
+        if self.path and self.format not in ("auto", "images"):
+            return None
+        return known_shape(self.dataset, self.path, self.window, tuple(self.image_size), self.color_mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,6 +353,21 @@ def data_table(source: str) -> dict:
         return {"dataset": source}
     raise RecipeError(f"--data: no file or folder {source!r}, and not a dataset name; the datasets: "
                       f"{', '.join(DATASETS + tuple(BUNDLED))}, or tfds:NAME")
+
+
+def data_config(source: str, settings=(), where: str = "--data") -> DataConfig:
+    """The `DataConfig` reading `source` (`data_table`) with `KEY=VALUE` settings applied (values
+    read as TOML, e.g. "window=52"), every other key at its default.
+
+    Raises:
+        RecipeError: a bad source, setting or value, in one line.
+    """
+    raw = {"data": data_table(source)}
+    for setting in settings:
+        if "=" not in setting:
+            raise RecipeError(f"{where}: a [data] setting is KEY=VALUE (e.g. window=52). Received: {setting!r}")
+        raw = apply_override(raw, f"data.{setting}", where)
+    return _section(DataConfig, raw["data"], "data", where)
 
 
 def with_data(raw: dict, source: str) -> dict:

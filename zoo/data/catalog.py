@@ -71,8 +71,11 @@ def kind_of(dataset: str, path: str = "", fmt: str = "auto", window: int = 0) ->
 
 
 def known_shape(dataset: str, path: str = "", window: int = 0, image_size=(), color_mode: str = "auto"):
-    """The per-example shape when the recipe alone determines it, else None (own data is read first)."""
+    """The per-example shape when the recipe alone determines it, else None (own data is read first):
+    a folder of images with both `image_size` and a `color_mode` set has it."""
     if path:
+        if image_size and color_mode in ("grayscale", "rgb") and resolve_format(path, "auto", window) == "images":
+            return (*image_size, 1 if color_mode == "grayscale" else 3)
         return None
     if dataset in SHAPES:
         return SHAPES[dataset]
