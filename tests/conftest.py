@@ -82,3 +82,43 @@ def _seeded():
     """Every test starts from the same global seed (weights, Keras random ops)."""
     keras.utils.set_random_seed(1234)
     yield
+
+
+# Own data, written by the tests from real datasets that are on this machine.
+def write_fashion_folder(root, n_train: int = 300, n_test: int = 100, size: int = 32, rgb: bool = True):
+    """Fashion-MNIST's first images as PNG files in root/train/<class>/ and root/test/<class>/,
+    resized to size×size (RGB copies of the gray pixels when `rgb`). Returns root."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from zoo.data.sources import load_arrays
+
+    root = Path(root)
+    a = load_arrays("fashion_mnist")
+    for split, x, y in (("train", a.x_train[:n_train], a.y_train[:n_train]), ("test", a.x_test[:n_test], a.y_test[:n_test])):
+        for i, (img, label) in enumerate(zip(x, y)):
+            folder = root / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            picture = Image.fromarray((img[..., 0] * 255).round().astype("uint8"))
+            if size != 28:
+                picture = picture.resize((size, size), Image.BILINEAR)
+            (picture.convert("RGB") if rgb else picture).save(folder / f"{i}.png")
+    return root
+
+
+def write_breast_cancer(path):
+    """scikit-learn's breast-cancer table (569 rows, 30 features, label "target") as CSV or Parquet."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.to_csv(path, index=False) if str(path).endswith(".csv") else frame.to_parquet(path)
+    return path
+
+
+def write_co2(path):
+    """statsmodels' weekly Mauna Loa CO2 (2,284 rows, 59 missing) as a one-column CSV."""
+    import statsmodels.datasets as sm
+
+    sm.co2.load_pandas().data.reset_index(drop=True).to_csv(path, index=False)
+    return path

@@ -9,9 +9,12 @@ as measured) and returns reconstructions in the same units; inside, it works on
     none:         x' = x                            (the built-in datasets, already in [0, 1])
 
 and maps its outputs back by the inverse, x = x'/s or x_c = √v_c·x'_c + m_c. The statistics are
-computed on the training split (`zoo.data.splits`) and stored in the model's config, so the
-`.keras` file and every export (SavedModel, TFLite, ONNX) carry them. The layers are Keras's own
-`Rescaling` and `Normalization` (the latter with `invert=True` for the way back).
+computed on the training split (`zoo.data.splits`), the values Keras's `Normalization.adapt`
+computes (tests/layers/test_preprocessing.py), and stored in the model's config, so the `.keras`
+file and every export (SavedModel, TFLite, ONNX) carry them. Scaling is Keras's `Rescaling`;
+standardizing is `Standardize` below rather than `Normalization`, whose statistics are eager
+tensors that a traced signature captures as inputs: tf2onnx then turned them into four extra
+inputs of the ONNX graph. Here they are constants of the graph.
 """
 
 from __future__ import annotations
@@ -60,6 +63,29 @@ def is_bounded(spec) -> bool:
     return check_preprocessing(spec)["kind"] != "standardize"
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class Standardize(keras.layers.Layer):
+    """x' = (x − m) / √v over the last axis, or with `invert` x = √v·x' + m; m, v fixed."""
+
+    def __init__(self, mean, variance, invert: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(v) for v in np.ravel(mean)]
+        self.variance = [float(v) for v in np.ravel(variance)]
+        self.invert = bool(invert)
+        self._m = np.asarray(self.mean, "float32")
+        self._s = np.sqrt(np.asarray(self.variance, "float32"))
+
+    def call(self, x):
+        x = keras.ops.cast(x, "float32")
+        return x * self._s + self._m if self.invert else (x - self._m) / self._s
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "variance": self.variance, "invert": self.invert}
+
+
 def make_preprocessing(spec):
     """(forward, inverse) layers of a spec; (None, None) for "none" (the model skips them)."""
     spec = check_preprocessing(spec)
@@ -67,7 +93,6 @@ def make_preprocessing(spec):
         return (keras.layers.Rescaling(spec["scale"], name="preprocess"),
                 keras.layers.Rescaling(1.0 / spec["scale"], name="postprocess"))
     if spec["kind"] == "standardize":
-        mean, variance = np.asarray(spec["mean"], "float32"), np.asarray(spec["variance"], "float32")
-        return (keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="preprocess"),
-                keras.layers.Normalization(axis=-1, mean=mean, variance=variance, invert=True, name="postprocess"))
+        return (Standardize(spec["mean"], spec["variance"], name="preprocess"),
+                Standardize(spec["mean"], spec["variance"], invert=True, name="postprocess"))
     return None, None

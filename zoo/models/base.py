@@ -113,7 +113,7 @@ class Autoencoder(keras.Model):
         self.bounded = is_bounded(preprocessing)
         self.preprocess, self.postprocess = make_preprocessing(preprocessing)
         for layer in (self.preprocess, self.postprocess):
-            if layer is not None:  # built now, eagerly: Normalization keeps tensors made while building
+            if layer is not None:  # built now (no weights): else Keras warns that the model holds unbuilt layers
                 layer.build((None, *input_shape))
         self.input_shape_ = tuple(int(d) for d in input_shape)
         self.code_size = hparams.code_size
