@@ -151,3 +151,35 @@ def test_same_seed_same_numbers_after_retraining(tmp_path):
     second = zoo.benchmark(["basic"], out=tmp_path / "b", **settings)["rows"][0]
     for key in ("mse", "bce", "psnr", "psnr_masking_0.5", "probe_accuracy", "knn_accuracy"):
         assert first[key] == pytest.approx(second[key], rel=1e-5, abs=1e-6), key
+
+
+def test_default_recipes_are_the_fashion_mnist_ones_and_with_data_all_of_them():
+    default = bench.default_recipes(any_data=False)
+    assert {"basic", "vae", "conv_vae", "sparse"} <= set(default)
+    assert not {"tabular_ae", "timeseries_ae", "image_folder"} & set(default)
+    assert bench.default_recipes(any_data=True) == zoo.list_recipes()
+
+
+@pytest.mark.slow
+def test_bench_on_a_table_compares_the_variants_that_take_it(tmp_path, capsys):
+    """`zoo bench --data breast_cancer`: every shipped recipe gets the table; the ones that cannot
+    take standardized rows (a conv backbone, a cross-entropy loss, a Bernoulli likelihood) are
+    left out with their reason, the others are trained and scored in standardized units."""
+    from zoo.cli import main
+
+    out = tmp_path / "b"
+    code = main(["bench", "--data", "breast_cancer", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(out),
+                 "--nll-samples", "5", "--probe-train-size", "200", "--no-export"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    trained = {r["name"] for r in results["rows"] if r["kind"] == "model"}
+    skipped = {s["name"]: s["reason"] for s in results["skipped"]}
+    assert {"tabular_ae", "tabular_vae"} <= trained
+    assert "backbone='conv' needs images" in skipped["conv_vae"]
+    assert "loss='bce' needs values in [0, 1]" in skipped["basic"]
+    assert "likelihood='bernoulli'" in skipped["vae"]
+    assert trained | set(skipped) == set(zoo.list_recipes())
+    assert results["settings"]["data_kind"] == "table"
+    assert all("psnr" not in r and math.isfinite(r["mse"]) for r in results["rows"] if r["kind"] == "model")
+    report_md = (out / "report.md").read_text()
+    assert "Left out, as their model cannot take this data: " in report_md and "Robustness" not in report_md
