@@ -24,7 +24,7 @@ from zoo.registry import list_models, register  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["Recipe", "RecipeError", "benchmark", "build", "evaluate", "export", "fit", "list_models",
-           "list_recipes", "load_model", "load_recipe", "register"]
+           "list_recipes", "load_model", "load_recipe", "register", "score"]
 
 
 def build(family: str, /, **hparams):
@@ -56,6 +56,13 @@ def evaluate(run, **kwargs):
     from zoo.evaluation.evaluate import evaluate as _evaluate
 
     return _evaluate(run, **kwargs)
+
+
+def score(run, data=None, **kwargs):
+    """Scores examples with a finished run against its calibrated threshold; see `zoo.anomaly.score.score`."""
+    from zoo.anomaly.score import score as _score
+
+    return _score(run, data, **kwargs)
 
 
 def benchmark(recipes=None, **kwargs):

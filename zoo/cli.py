@@ -139,6 +139,44 @@ def _evaluate(parser):
     return run
 
 
+@command("score", "score examples for anomalies with a finished run; writes a per-example table, prints a summary")
+def _score(parser):
+    parser.add_argument("run", help="a run directory of `zoo fit`")
+    parser.add_argument("--data", metavar="SOURCE", help="what to score: a file, a folder or a dataset name, read with "
+                                                         "the run's [data] settings (default: the run's test split)")
+    parser.add_argument("--score", default="objective", help="objective (default), mse, mae, bce; elbo, nll for a VAE")
+    parser.add_argument("--rule", default="quantile", help="threshold rule on held-out normal data: quantile "
+                                                           "(default), sigma, contamination or max")
+    parser.add_argument("--level", type=float, help="the rule's level: quantile q (0.95), sigma k (1), "
+                                                    "contamination c (0.1)")
+    parser.add_argument("--anomaly-labels", metavar="L1,L2", help="labels of the anomalous examples (for AUROC, ...)")
+    parser.add_argument("--normal-labels", metavar="L1,L2", help="labels of the normal examples (the others are anomalies)")
+    parser.add_argument("--out", metavar="FILE", help="the per-example table, .csv or .parquet (default RUN/scores.csv)")
+    parser.add_argument("--nll-samples", type=int, default=100, metavar="K", help="importance samples of the nll score")
+    parser.add_argument("--recalibrate", action="store_true", help="calibrate the threshold again")
+
+    def run(args):
+        import zoo
+
+        def labels(text):
+            return tuple(v.strip() for v in text.split(",") if v.strip()) if text else ()
+
+        result = zoo.score(args.run, args.data, score=args.score, rule=args.rule, level=args.level,
+                           anomaly_labels=labels(args.anomaly_labels), normal_labels=labels(args.normal_labels),
+                           out=args.out, nll_samples=args.nll_samples, recalibrate=args.recalibrate)
+        s = result.summary
+        level = "" if s["level"] is None else f" {s['level']:g}"
+        print(f"scored {s['examples']:,} examples of {s['data']}")
+        print(f"threshold {s['threshold']:.6g} ({s['score']} score, {s['rule']}{level} on the {s['calibration_data']})")
+        print(f"flagged {s['flagged']:,} ({100 * s['flagged_fraction']:.1f}%)")
+        if "auroc" in s:
+            print(f"AUROC {s['auroc']:.4f}  AUPRC {s['auprc']:.4f}  precision {s['precision']:.4f}  "
+                  f"recall {s['recall']:.4f}  F1 {s['f1']:.4f}  ({s['anomalies']:,} anomalies)")
+        print(result.path)
+
+    return run
+
+
 @command("bench", "fit, evaluate and export every recipe with one budget and seed; writes OUT/report.md")
 def _bench(parser):
     parser.add_argument("recipes", nargs="*", metavar="RECIPE",

@@ -73,6 +73,9 @@ class DataConfig(HParams):
         columns: feature columns of a table or series ([] = every numeric column but the label).
         label_column: a table's label column ("" = none).
         missing: what to do with missing values: refuse, mean, zero, interpolate or drop.
+        normal_labels: one-class training: the fit and validation splits keep only examples with
+            these labels (ints or class names), the test split keeps every example, and `zoo score`
+            counts the others as anomalies ([] = train on everything).
         window: a series' window length (>= 2); 0 reads a table (for the bundled series: their
             default window, 11 years of sunspots, 52 weeks of CO2).
         stride: rows between the starts of consecutive windows.
@@ -94,6 +97,7 @@ class DataConfig(HParams):
     columns: tuple[str, ...] = param(())
     label_column: str = param("")
     missing: str = param("refuse", choices=MISSING)
+    normal_labels: tuple[int | str, ...] = param(())
     window: int = param(0, low=0)
     stride: int = param(1, low=1)
 

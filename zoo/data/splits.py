@@ -115,6 +115,43 @@ def read_source(data) -> Loaded:
                   source=arrays.source, scaled=True)
 
 
+def label_codes(labels, class_names, y, where: str) -> list[int]:
+    """Integer codes of labels given as ints or class names, each present in `y`.
+
+    Raises:
+        DataError: a name that is no class, or a label the data does not hold.
+    """
+    names = {str(n): i for i, n in enumerate(class_names)}
+    present = set(np.unique(y).tolist())
+    codes = []
+    for label in labels:
+        if isinstance(label, str) and label in names:
+            code = names[label]
+        elif isinstance(label, int) or str(label).lstrip("-").isdigit():
+            code = int(label)
+        else:
+            raise DataError(f"{where}: normal label {label!r} is not a class of the data "
+                            f"({', '.join(names) or 'integer labels'})")
+        if code not in present:
+            raise DataError(f"{where}: normal label {label!r} does not occur in the training split "
+                            f"(its labels: {', '.join(map(str, sorted(present)))})")
+        codes.append(code)
+    return codes
+
+
+def _keep_labels(data, where, class_names, x_fit, y_fit, x_val, y_val):
+    """The fit and validation splits restricted to `data.normal_labels` (one-class training)."""
+    if y_fit is None:
+        raise DataError(f"{where}: normal_labels needs labelled data (class folders, a label column or array)")
+    codes = label_codes(data.normal_labels, class_names, y_fit, where)
+    keep = np.flatnonzero(np.isin(y_fit, codes))
+    x_fit, y_fit = x_fit[keep], y_fit[keep]
+    if x_val is not None:
+        keep = np.flatnonzero(np.isin(y_val, codes))
+        x_val, y_val = (x_val[keep], y_val[keep]) if len(keep) else (None, None)
+    return x_fit, y_fit, x_val, y_val
+
+
 def validation_count(validation_size, n_train: int, catalog_dataset: bool) -> int:
     """Examples held out for validation from `n_train`: a count as given, a fraction rounded,
     "auto" = 5000 (the catalog's image datasets) or 10%."""
@@ -203,6 +240,8 @@ def load_splits(data, seed: int, input_shape=None) -> Splits:
     x_fit, y_fit = x_train[fit_idx] if n_val else x_train, None if y_train is None else y_train[fit_idx]
     x_val = x_train[val_idx] if n_val else None
     y_val = None if y_train is None or not n_val else y_train[val_idx]
+    if data.normal_labels:
+        x_fit, y_fit, x_val, y_val = _keep_labels(data, where, loaded.class_names, x_fit, y_fit, x_val, y_val)
     if not hasattr(x_fit, "load"):
         for what, x in (("training", x_fit), ("test", x_test)):
             check_finite(x, f"{where}: {what} examples")

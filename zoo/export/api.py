@@ -205,7 +205,7 @@ def load_source(run_or_model, name: str | None = None) -> Source:
 
     from zoo.models.base import Autoencoder
 
-    recipe = None
+    recipe = threshold = None
     if isinstance(run_or_model, keras.Model):
         model, origin = run_or_model, f"<{type(run_or_model).__name__} in memory>"
     else:
@@ -218,8 +218,10 @@ def load_source(run_or_model, name: str | None = None) -> Source:
                 raise ValueError(f"{path} is not a finished zoo run (it needs model.keras and recipe.toml; "
                                  f"train one with `zoo fit`)")
             from zoo.configs.recipe import load_recipe
+            from zoo.training.run_dir import read_threshold
 
             recipe = load_recipe(recipe_file)
+            threshold = read_threshold(path)
         elif path.suffix == ".keras":
             model_file = path
         else:
@@ -230,6 +232,8 @@ def load_source(run_or_model, name: str | None = None) -> Source:
         raise ValueError(f"{origin} is not a zoo model (got {type(model).__name__}; build one with zoo.build)")
     if not model.built:
         raise ValueError(f"{origin}: the model is not built; call it once on a batch first")
+    if threshold is not None and threshold["score"] not in model.SAMPLED_SCORES:
+        model.anomaly_threshold = threshold  # a calibrated run also serves `detect`
     name = name or (recipe.name if recipe is not None else model.family)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ValueError(f"name must be letters, digits, '_', '-' or '.' (not leading). Received: name={name!r}")

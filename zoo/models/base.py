@@ -10,8 +10,10 @@ hold: they call the hooks below, and each family overrides the ones it has.
     signature_inputs(x)           example inputs of every signature      vae
     evaluation_metrics(x, s)      {}                                     sparse (ρ̂), vae (NLL, ELBO, AU)
     figures(x, y)                 {}                                     vae (samples, interpolation)
-    anomaly_score(x)              per-example reconstruction error       vae (−ELBO)
-    feature_scores(x)             per-feature reconstruction error       vae (−log p(x_d | z = μ))
+    anomaly_score_names()         objective, mse, mae (+ bce in [0, 1])  vae (+ elbo, nll)
+    anomaly_scores(x, name)       a named per-example score              vae (objective = elbo)
+    anomaly_score(x)              the objective's reconstruction term    vae (−ELBO)
+    feature_scores(x, name)       per-feature scores                     vae (−log p(x_d | z = μ))
     reconstruct(x)                x̂ = G(F(x)), in the input's units      vae (mean of p(x | z = μ))
     output_mean(logits)           sigmoid, or identity when standardized vae (the likelihood's mean)
 
@@ -58,6 +60,16 @@ def per_example_sum(values):
     return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
 
 
+def reconstruction_feature_scores(x, x_hat, name: str):
+    """(x_d − x̂_d)², |x_d − x̂_d| or the clipped binary cross-entropy of every feature."""
+    if name == "mse":
+        return ops.square(x - x_hat)
+    if name == "mae":
+        return ops.abs(x - x_hat)
+    p = ops.clip(x_hat, 1e-7, 1 - 1e-7)
+    return -(x * ops.log(p) + (1 - x) * ops.log(1 - p))
+
+
 def _float32(t):
     return tf.cast(t, tf.float32)  # mixed-precision models compute in float16
 
@@ -90,7 +102,11 @@ class Autoencoder(keras.Model):
     HParams = AutoencoderHParams
     per_example_objective = True  # set from the family's HParams by `zoo.register`
     batch_shards = 1
-    device_signatures = ("serving_default", "encode", "decode")
+    #: The calibrated threshold the `detect` signature bakes in: {"score": name, "threshold": t}
+    #: from a run's threshold.json (`zoo.anomaly`), set by the exporter; not saved with the model.
+    anomaly_threshold = None
+    #: Scores computed by sampling, which the deterministic serving signatures do not offer.
+    SAMPLED_SCORES = ("nll",)
 
     def __init__(self, input_shape=(28, 28, 1), preprocessing=None, **kwargs):
         keras_kwargs = {k: kwargs.pop(k) for k in KERAS_MODEL_ARGUMENTS if k in kwargs}
@@ -225,25 +241,41 @@ class Autoencoder(keras.Model):
         """The SavedModel signatures: name → `tf.function` with named input specs.
 
         serving_default: x [B, *input_shape] → reconstruction; encode: x → code [B, d];
-        decode: code → reconstruction. Deterministic, built-in TFLite ops only.
+        decode: code → reconstruction; score: x → score [B] (`anomaly_scores(x)`, the objective)
+        and feature_scores [B, *input_shape]; and, when `anomaly_threshold` is set, detect:
+        x → score [B] of the calibrated score and is_anomaly [B] = score > threshold (baked in).
+        Deterministic, built-in TFLite ops only.
         """
         x_spec = tf.TensorSpec([None, *self.input_shape_], tf.float32, name="x")
         code_spec = tf.TensorSpec([None, self.code_size], tf.float32, name="code")
-        return {
+        fns = {
             "serving_default": tf.function(lambda x: {"reconstruction": _float32(self.reconstruct(x))},
                                            input_signature=[x_spec], autograph=False),
             "encode": tf.function(lambda x: {"code": _float32(self.encode(x))}, input_signature=[x_spec],
                                   autograph=False),
             "decode": tf.function(lambda code: {"reconstruction": _float32(self.decode(code))},
                                   input_signature=[code_spec], autograph=False),
+            "score": tf.function(lambda x: {"score": _float32(self.anomaly_scores(x)),
+                                            "feature_scores": _float32(self.feature_scores(x))},
+                                 input_signature=[x_spec], autograph=False),
         }
+        if self.anomaly_threshold:
+            name, threshold = self.anomaly_threshold["score"], float(self.anomaly_threshold["threshold"])
+            self.check_score_name(name)
+
+            def detect(x):
+                score = _float32(self.anomaly_scores(x, name))
+                return {"score": score, "is_anomaly": tf.greater(score, threshold)}
+
+            fns["detect"] = tf.function(detect, input_signature=[x_spec], autograph=False)
+        return fns
 
     def signature_inputs(self, x) -> dict:
         """Example inputs of every serving signature for the examples `x` (a numpy batch):
         warm-up requests, int8 calibration and parity checks use them."""
         x = np.asarray(x, "float32")
         return {"serving_default": {"x": x}, "encode": {"x": x},
-                "decode": {"code": np.asarray(_float32(self.encode(x)))}}
+                "decode": {"code": np.asarray(_float32(self.encode(x)))}, "score": {"x": x}, "detect": {"x": x}}
 
     def evaluation_metrics(self, x, settings) -> dict:
         """The family's own test metrics on `x`, the test examples as the model was trained on
@@ -255,14 +287,47 @@ class Autoencoder(keras.Model):
         `kind` "grid" (`images`) or "rows" (`rows`, a list of (label, images)) and a `title`."""
         return {}
 
+    @property
+    def device_signatures(self) -> tuple:
+        """The signatures that convert to TFLite / ONNX: the deterministic ones."""
+        return ("serving_default", "encode", "decode", "score") + (("detect",) if self.anomaly_threshold else ())
+
+    def anomaly_score_names(self) -> tuple:
+        """The per-example scores `anomaly_scores` computes: "objective" (the family's own,
+        `anomaly_score`), "mse", "mae" and, for values in [0, 1], "bce" (means over features)."""
+        return ("objective", "mse", "mae") + (("bce",) if self.bounded else ())
+
+    def check_score_name(self, name: str) -> str:
+        if name not in self.anomaly_score_names():
+            raise ValueError(f"Unknown score {name!r} for model '{getattr(self, 'family', type(self).__name__)}'. "
+                             f"Allowed: {', '.join(self.anomaly_score_names())}")
+        return name
+
+    def anomaly_scores(self, x, name: str = "objective"):
+        """Per-example anomaly score `name` of raw inputs x, in the model's units x' (higher is
+        more anomalous): "objective" = `anomaly_score`; "mse", "mae", "bce" = the mean over the D
+        features of `feature_scores(x, name)`, e.g. mse(x) = (1/D)·Σ_d (x'_d − x̂'_d)²."""
+        self.check_score_name(name)
+        if name == "objective":
+            return self.anomaly_score(x)
+        per_feature = self.feature_scores(x, name)
+        return ops.mean(ops.reshape(per_feature, (ops.shape(per_feature)[0], -1)), axis=-1)
+
     def anomaly_score(self, x):
         """Per-example score: the reconstruction error of the objective, ‖x' − x̂'‖² or the
         cross-entropy summed over features in the model's units, at inference (no corruption).
         Higher is more anomalous."""
         return per_example_sum(self.feature_scores(x))
 
-    def feature_scores(self, x):
-        """The reconstruction error of each feature in the model's units, shape (B, *input_shape):
-        where x is abnormal."""
-        outputs = self.forward(x, training=False)
-        return self.reconstruction_error_per_feature(x, outputs)
+    def feature_scores(self, x, name: str = "objective"):
+        """Score of each feature in the model's units, shape (B, *input_shape): where x is abnormal.
+
+        objective: the objective's term, (x'_d − x̂'_d)² or the cross-entropy of the logits;
+        mse: (x'_d − x̂'_d)²; mae: |x'_d − x̂'_d|; bce: −[x'_d log x̂'_d + (1 − x'_d) log(1 − x̂'_d)]
+        with x̂'_d clipped to [1e-7, 1 − 1e-7]; x̂ = `reconstruct(x)` (no corruption, no sampling).
+        """
+        self.check_score_name(name)
+        if name == "objective":
+            return self.reconstruction_error_per_feature(x, self.forward(x, training=False))
+        return reconstruction_feature_scores(ops.cast(self.normalize(x), "float32"),
+                                             ops.cast(self.normalize(self.reconstruct(x)), "float32"), name)

@@ -356,8 +356,32 @@ class VariationalAutoencoder(Autoencoder):
                                             with_log_weights=False)
         return reconstruction + kl
 
-    def feature_scores(self, x):
-        """−log p_θ(x_d | z = μ_φ(x)) for every feature d."""
+    def anomaly_score_names(self) -> tuple:
+        """The base's scores (objective = elbo here), "elbo" and the importance-sampled "nll"."""
+        base = super().anomaly_score_names()
+        return base[:1] + ("elbo", "nll") + base[1:]
+
+    def anomaly_scores(self, x, name: str = "objective", num_samples: int = 100, seed: int = 0):
+        """elbo (= objective): −ELBO(x), `anomaly_score`; nll: −log p(x) ≈ −(logsumexp_i log w_i −
+        log k) from k = `num_samples` importance samples of `importance_log_weights` (stateless,
+        `seed`); the others as the base class computes them."""
+        self.check_score_name(name)
+        if name in ("objective", "elbo"):
+            return self.anomaly_score(x)
+        if name == "nll":
+            log_w = self.importance_log_weights(x, num_samples, tf.constant([seed, 0], tf.int32))
+            return -(ops.logsumexp(log_w, axis=0) - math.log(num_samples))
+        return super().anomaly_scores(x, name)
+
+    def feature_scores(self, x, name: str = "objective"):
+        """−log p_θ(x_d | z = μ_φ(x)) for every feature d (objective, elbo: the ELBO's
+        reconstruction term per feature); mse, mae, bce as the base class computes them."""
+        self.check_score_name(name)
+        if name == "nll":
+            raise ValueError("score 'nll' is per example only (log p(x) does not split over features): "
+                             "use 'elbo' for per-feature scores")
+        if name not in ("objective", "elbo"):
+            return super().feature_scores(x, name)
         loc, _ = self.posterior_params(x)
         likelihood = self.likelihood_from_logits(ops.cast(self.decoder(loc), "float32"))
         return -likelihood.distribution.log_prob(ops.cast(self.normalize(x), "float32"))

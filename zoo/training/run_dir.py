@@ -6,6 +6,7 @@
     best.keras       the best model by validation loss (or training loss)
     model.keras      the final model (written last, atomically)
     metrics.json     the final metrics; "finished": true marks a finished run
+    threshold.json   the anomaly threshold `zoo score` calibrated (optional)
 
 Evaluation, export and bench read runs through this module, never through the trainer.
 """
@@ -70,3 +71,25 @@ def load_finished_model(path: Path):
     except Exception as e:  # a corrupt zip, an unknown class, a Lambda refused by safe_mode ...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ValueError(f"{path} is not a loadable zoo model: {first}") from None
+
+
+#: A run's calibrated anomaly threshold (`zoo.anomaly.thresholds`), which exports bake into `detect`.
+THRESHOLD_FILE = "threshold.json"
+
+
+def read_threshold(run_dir):
+    """The run's calibrated anomaly threshold (threshold.json) as a dict, or None without one.
+
+    Raises:
+        ValueError: a threshold file that cannot be read, in one line.
+    """
+    path = Path(run_dir) / THRESHOLD_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+        float(value["threshold"]), str(value["score"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a readable threshold file ({type(e).__name__}: {e}); delete it and run "
+                         f"`zoo score` again") from None
+    return value

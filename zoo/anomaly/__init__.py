@@ -1,0 +1,1 @@
+"""Anomaly detection with a trained model: scores, calibrated thresholds, detection metrics, `zoo score`."""
