@@ -122,3 +122,20 @@ def write_co2(path):
 
     sm.co2.load_pandas().data.reset_index(drop=True).to_csv(path, index=False)
     return path
+
+
+# The TF Serving path: a SavedModel loaded by TF1's session loader, as TF Serving's C++ loader does.
+def tf1_session(path):
+    """A TF1 session with the SavedModel loaded as TF Serving loads it; returns (session, signature defs)."""
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+    return session, meta_graph.signature_def
+
+
+def run_signature(session, signature_def, **inputs):
+    fetch = sorted(signature_def.outputs)
+    values = session.run([signature_def.outputs[k].name for k in fetch],
+                         {signature_def.inputs[k].name: v for k, v in inputs.items()})
+    return dict(zip(fetch, values))

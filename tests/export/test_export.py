@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import accepts, build_tiny
+from conftest import accepts, build_tiny, run_signature, tf1_session
 
 import zoo
 from zoo.cli import main
@@ -62,22 +62,6 @@ def exported(request, fashion, tmp_path_factory):
                        latency_runs=3)
     return {"family": family, "model": model, "base": base, "paths": paths, "x": x_test,
             "dir": base / family, "version": base / family / "1"}
-
-
-def tf1_session(path):
-    """A TF1 session with the SavedModel loaded as TF Serving loads it; returns (session, signature defs)."""
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
-    return session, meta_graph.signature_def
-
-
-def run_signature(session, signature_def, **inputs):
-    fetch = sorted(signature_def.outputs)
-    values = session.run([signature_def.outputs[k].name for k in fetch],
-                         {signature_def.inputs[k].name: v for k, v in inputs.items()})
-    return dict(zip(fetch, values))
 
 
 def is_vae(model) -> bool:

@@ -5,7 +5,8 @@ inputs and return outputs in the input's units, like the Keras model."""
 import keras
 import numpy as np
 import pytest
-from test_export import assert_close, keras_outputs, run_signature, signature_inputs, tf1_session
+from conftest import run_signature, tf1_session
+from test_export import assert_close, keras_outputs, signature_inputs
 
 import zoo
 from zoo.data.splits import load_splits

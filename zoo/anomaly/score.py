@@ -48,13 +48,24 @@ class Scored:
     threshold: dict
 
 
-def scoring_data(recipe, data: str):
-    """The run's [data] table reading `data` instead (`zoo.configs.recipe.data_table`)."""
+def scoring_data(recipe, data: str, splits=None):
+    """The run's [data] table reading `data` instead (`zoo.configs.recipe.data_table`): a table
+    or series is read by the training columns (`splits.feature_names`), and by its label column
+    when the new file has one."""
     from zoo.configs.recipe import DataConfig, data_table
 
     kept = {k: v for k, v in recipe.data.to_dict().items() if k not in SOURCE_KEYS}
+    kept["normal_labels"] = []  # everything the new data holds is scored
+    table = data_table(data)
+    if splits is not None and splits.feature_names and "path" in table:
+        from zoo.data.catalog import TABLE_SUFFIXES
+        from zoo.data.tables import column_names
+
+        if Path(table["path"]).suffix.lower() in TABLE_SUFFIXES:
+            kept["columns"] = list(splits.feature_names)
+            kept["label_column"] = splits.label_name if splits.label_name in column_names(table["path"]) else ""
     try:
-        return DataConfig(**{**kept, **data_table(data)})
+        return DataConfig(**{**kept, **table})
     except (TypeError, ValueError) as e:
         raise ValueError(f"--data {data}: {e}") from None
 
@@ -124,11 +135,11 @@ def score(run, data: str | None = None, *, score: str = "objective", rule: str =
         raise ValueError(f"--out must end in {' or '.join(OUTPUT_SUFFIXES)}. Received: {out}")
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a directory; name a .csv or .parquet file")
+    splits = load_splits(recipe.data, recipe.train.seed)
     if data is None:
-        splits = load_splits(recipe.data, recipe.train.seed)
         parts, class_names, what = [(splits.x_test, splits.y_test)], splits.class_names, f"test split of {splits.source}"
     else:
-        loaded = read_source(scoring_data(recipe, data))
+        loaded = read_source(scoring_data(recipe, data, splits))
         if tuple(loaded.input_shape) != tuple(model.input_shape_):
             raise DataError(f"{data}: examples of shape {loaded.input_shape} do not fit the model's input "
                             f"{tuple(model.input_shape_)}")
@@ -140,7 +151,6 @@ def score(run, data: str | None = None, *, score: str = "objective", rule: str =
     truth = _labels_to_truth(y, class_names, tuple(anomaly_labels), tuple(normal_labels))
     calib = read_threshold(run_dir)
     if recalibrate or calib is None or (calib.get("score"), calib.get("rule"), calib.get("level")) != (score, rule, level):
-        splits = load_splits(recipe.data, recipe.train.seed)
         held, name = (splits.x_val, "validation split") if splits.x_val is not None else (splits.x_fit, "training split")
         normal = score_examples(model, held, score, nll_samples=nll_samples, seed=seed)
         calib = calibration(normal, score, rule, level, f"{name} of {splits.source} ({len(held):,} examples)")

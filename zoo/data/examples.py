@@ -33,6 +33,7 @@ class Loaded:
         source: where they came from, for reports, e.g. "folder:photos (1,200 files, 3 classes)".
         class_names: label index -> name, when labels have names (class folders, a string column).
         feature_names: column names of a table or series.
+        label_name: a table's label column ("" = none).
         scaled: True when the values are already in [0, 1] (no scaling in the model needed).
         value_range: the largest value an image's pixel can take in raw units (255 for 8-bit
             files; 16 for scikit-learn's digits): images that are not `scaled` are scaled by
@@ -47,6 +48,7 @@ class Loaded:
     y_test: np.ndarray | None = None
     class_names: tuple = ()
     feature_names: tuple = ()
+    label_name: str = ""
     scaled: bool = False
     value_range: float = 255.0
 

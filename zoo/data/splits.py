@@ -44,7 +44,7 @@ class Splits:
         input_shape: the shape of one example.
         preprocessing: the spec of `zoo.layers.preprocessing` the model is built with.
         source: where the examples came from.
-        class_names, feature_names: as the source named them.
+        class_names, feature_names, label_name: as the source named them.
     """
 
     x_fit: object
@@ -59,6 +59,7 @@ class Splits:
     source: str
     class_names: tuple = ()
     feature_names: tuple = ()
+    label_name: str = ""
 
     @property
     def bounded(self) -> bool:
@@ -254,4 +255,5 @@ def load_splits(data, seed: int, input_shape=None) -> Splits:
     preprocessing = preprocessing_for(loaded.kind, x_fit, loaded.scaled, loaded.value_range)
     return Splits(x_fit=x_fit, x_val=x_val, x_test=x_test, y_fit=y_fit, y_val=y_val, y_test=y_test, kind=loaded.kind,
                   input_shape=tuple(shape), preprocessing=preprocessing, source=loaded.source,
-                  class_names=tuple(loaded.class_names), feature_names=tuple(loaded.feature_names))
+                  class_names=tuple(loaded.class_names), feature_names=tuple(loaded.feature_names),
+                  label_name=loaded.label_name)

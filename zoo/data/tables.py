@@ -84,7 +84,12 @@ def read_table(path, *, columns=(), label_column: str = "", missing: str = "refu
         source += f"; test {_name(test_path)}, {len(x_test):,} rows"
     return Loaded(x=x.astype(np.float32), y=y, kind="table", source=source + ")",
                   x_test=None if x_test is None else x_test.astype(np.float32), y_test=y_test,
-                  class_names=class_names, feature_names=tuple(names))
+                  class_names=class_names, feature_names=tuple(names), label_name=label_column)
+
+
+def column_names(path) -> list[str]:
+    """The column names of a CSV or Parquet file (DataError in one line if it cannot be read)."""
+    return list(_read_frame(os.fspath(path)).columns)
 
 
 def read_series(path, *, columns=(), missing: str = "refuse", window: int, stride: int = 1,
