@@ -80,6 +80,7 @@ def keras_outputs(model, x):
     code = posterior(model, x)[0] if is_vae(model) else np.asarray(model.encode(x))
     out = {"serving_default": {"reconstruction": np.asarray(model.predict(x, verbose=0))},
            "decode": {"reconstruction": np.asarray(model.decode(code))}}
+    out["score"] = {"score": np.asarray(model.anomaly_scores(x)), "feature_scores": np.asarray(model.feature_scores(x))}
     if is_vae(model):
         mean, stddev = posterior(model, x)
         out["encode"] = {"mean": mean, "stddev": stddev}
@@ -104,7 +105,7 @@ def test_saved_model_signatures_match_keras_in_a_tf1_session(exported):
     model, x = exported["model"], exported["x"][:64]
     expected, code = keras_outputs(model, x)
     session, signatures = tf1_session(exported["version"])
-    names = {"serving_default", "encode", "decode"} | ({"sample", "log_likelihood"} if is_vae(model) else set())
+    names = {"serving_default", "encode", "decode", "score"} | ({"sample", "log_likelihood"} if is_vae(model) else set())
     assert set(signatures) - {"__saved_model_init_op"} == names
     for name, outputs in expected.items():
         sig = signatures[name]
@@ -196,7 +197,7 @@ def signature_ops(saved_model_dir) -> dict:
 @pytest.mark.slow
 def test_inference_signatures_hold_no_random_op(exported):
     ops = signature_ops(exported["version"])
-    for name in ("serving_default", "encode", "decode"):
+    for name in ("serving_default", "encode", "decode", "score"):
         assert ops[name] and not [op for op in ops[name] if "Random" in op], name
     if "sample" in ops:
         random_ops = {op for op in ops["sample"] | ops["log_likelihood"] if "Random" in op}
@@ -239,7 +240,7 @@ def test_tflite_files_match_keras(exported):
         ops = op_names(path.read_bytes())
         assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM" or "RANDOM" in op], ops
         runner = TFLiteRunner(path)
-        assert set(runner.signatures) == {"serving_default", "encode", "decode"}
+        assert set(runner.signatures) == {"serving_default", "encode", "decode", "score"}
         for signature, outputs in expected.items():
             got = runner(signature, **signature_inputs(signature, x, code))
             for key, want in outputs.items():
@@ -293,7 +294,8 @@ def test_report_describes_each_file(exported):
 def test_onnx_files_match_keras(exported):
     model, x, name = exported["model"], exported["x"][:64], exported["family"]
     expected, code = keras_outputs(model, x)
-    for signature, suffix in (("serving_default", ""), ("encode", "_encode"), ("decode", "_decode")):
+    for signature, suffix in (("serving_default", ""), ("encode", "_encode"), ("decode", "_decode"),
+                              ("score", "_score")):
         runner = load_runner(exported["dir"] / "onnx" / f"{name}{suffix}.onnx")
         got = runner(**signature_inputs(signature, x, code))
         assert set(got) == set(expected[signature])
@@ -325,7 +327,7 @@ def test_saved_model_cli_lists_the_signatures(exported):
     result = subprocess.run([str(cli), "show", "--all", "--dir", str(exported["version"])], capture_output=True,
                             text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("serving_default", "encode", "decode", "sample", "log_likelihood"):
+    for name in ("serving_default", "encode", "decode", "score", "sample", "log_likelihood"):
         assert f"signature_def['{name}']" in result.stdout
     assert "inputs['x'] tensor_info" in result.stdout and "outputs['stddev'] tensor_info" in result.stdout
     assert "shape: (-1, 28, 28, 1)" in result.stdout

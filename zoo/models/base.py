@@ -274,8 +274,9 @@ class Autoencoder(keras.Model):
         """Example inputs of every serving signature for the examples `x` (a numpy batch):
         warm-up requests, int8 calibration and parity checks use them."""
         x = np.asarray(x, "float32")
-        return {"serving_default": {"x": x}, "encode": {"x": x},
-                "decode": {"code": np.asarray(_float32(self.encode(x)))}, "score": {"x": x}, "detect": {"x": x}}
+        inputs = {"serving_default": {"x": x}, "encode": {"x": x},
+                  "decode": {"code": np.asarray(_float32(self.encode(x)))}, "score": {"x": x}}
+        return {**inputs, "detect": {"x": x}} if self.anomaly_threshold else inputs
 
     def evaluation_metrics(self, x, settings) -> dict:
         """The family's own test metrics on `x`, the test examples as the model was trained on

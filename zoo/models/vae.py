@@ -11,7 +11,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from zoo.configs.families import VAEHParams
-from zoo.models.base import Autoencoder, replica_mean
+from zoo.models.base import Autoencoder, per_example_sum, replica_mean
 from zoo.registry import register
 
 tfd = tfp.distributions
@@ -350,6 +350,12 @@ class VariationalAutoencoder(Autoencoder):
         """−ELBO(x) with the posterior mean's decoder output and the analytic KL:
         −log p_θ(x | z = μ_φ(x)) + KL(q_φ(z|x) ‖ p(z)) (deterministic; Monte Carlo KL for the mixture prior)."""
         loc, scale = self.posterior_params(x)
+        if self.prior_name == "normal":
+            # Σ_d −log p(x_d | z = μ) + ½·Σ_j (μ_j² + σ_j² − 1 − log σ_j²), in built-in ops only, so
+            # the exported `score` signature converts to TFLite and ONNX (TFP's KL does not).
+            reconstruction = per_example_sum(self.feature_scores(x))
+            kl = 0.5 * ops.sum(ops.square(loc) + ops.square(scale) - 1.0 - 2.0 * ops.log(scale), axis=-1)
+            return reconstruction + kl
         eps = ops.zeros((1, ops.shape(loc)[0], self.code_size))
         logits = ops.cast(self.decoder(loc), "float32")
         reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits},
@@ -383,5 +389,13 @@ class VariationalAutoencoder(Autoencoder):
         if name not in ("objective", "elbo"):
             return super().feature_scores(x, name)
         loc, _ = self.posterior_params(x)
-        likelihood = self.likelihood_from_logits(ops.cast(self.decoder(loc), "float32"))
-        return -likelihood.distribution.log_prob(ops.cast(self.normalize(x), "float32"))
+        logits = ops.cast(self.decoder(loc), "float32")
+        target = ops.cast(self.normalize(x), "float32")
+        if self.likelihood == "bernoulli":
+            # −log Bernoulli(x | σ(l)) = softplus(l) − x·l: built-in ops (TFP's log_prob uses
+            # MulNoNan, which ONNX lacks).
+            return ops.softplus(logits) - target * logits
+        if self.likelihood == "gaussian":
+            sigma = ops.exp(ops.cast(self.log_sigma, "float32"))
+            return 0.5 * ops.square((target - self.output_mean(logits)) / sigma) + ops.log(sigma) + 0.5 * LOG_2PI
+        return -self.likelihood_from_logits(logits).distribution.log_prob(target)
