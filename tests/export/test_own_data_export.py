@@ -56,7 +56,7 @@ def test_tflite_and_onnx_take_raw_inputs(exported):
     expected, code = keras_outputs(model, x)
     runner = TFLiteRunner(exported["dir"] / "tflite" / f"{name}_float32.tflite")
     onnx = {s: load_runner(exported["dir"] / "onnx" / f"{name}{suffix}.onnx")
-            for s, suffix in (("serving_default", ""), ("encode", "_encode"), ("decode", "_decode"))}
+            for s, suffix in (("serving_default", ""), ("encode", "_encode"), ("decode", "_decode"), ("score", "_score"))}
     for signature, outputs in expected.items():
         for got in (runner(signature, **signature_inputs(signature, x, code)),
                     onnx[signature](**signature_inputs(signature, x, code))):

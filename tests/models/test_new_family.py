@@ -301,7 +301,10 @@ def test_export_runs_in_tf_serving_and_litert_like_keras(run, x_test, tmp_path):
     code = np.asarray(model.encode(x_test))
     expected = {"serving_default": ({"x": x_test}, {"reconstruction": np.asarray(model.reconstruct(x_test))}),
                 "encode": ({"x": x_test}, {"code": code}),
-                "decode": ({"code": code}, {"reconstruction": np.asarray(model.decode(code))})}
+                "decode": ({"code": code}, {"reconstruction": np.asarray(model.decode(code))}),
+                # A new family serves anomaly scores through the base class's hooks, with no code of its own.
+                "score": ({"x": x_test}, {"score": np.asarray(model.anomaly_scores(x_test)),
+                                          "feature_scores": np.asarray(model.feature_scores(x_test))})}
 
     # The SavedModel as TF Serving's C++ loader takes it: a TF1 session on a fresh graph, tag "serve".
     version = tmp_path / FAMILY / "1"
