@@ -182,37 +182,86 @@ def _bench(parser):
     parser.add_argument("recipes", nargs="*", metavar="RECIPE",
                         help="recipe names or files (default: the shipped Fashion-MNIST recipes; with --data, "
                              "every shipped recipe whose model can take the data)")
+    parser.add_argument("--task", choices=("reconstruction", "anomaly"), default="reconstruction",
+                        help="reconstruction (default): reconstruction, robustness, probes, likelihood; anomaly: "
+                             "the one-class benchmark (each Fashion-MNIST class normal in turn, a table, a series)")
     parser.add_argument("--data", metavar="SOURCE", help="compare the variants on this instead: a folder of images, "
                                                          "a .npy/.npz, a .csv/.parquet table, or a dataset name")
     parser.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a [data] setting for --data (repeatable), e.g. --data-set window=52")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of every variant (default 10)")
+    parser.add_argument("--epochs", type=int, help="epochs of every variant (default 10; 5 with --task anomaly)")
     parser.add_argument("--steps-per-epoch", type=int, help="steps per epoch of every variant (short runs)")
-    parser.add_argument("--out", default="bench", help="output directory (default bench)")
-    parser.add_argument("--nll-samples", type=int, default=1000, metavar="K", help="importance samples of the VAEs' NLL")
+    parser.add_argument("--out", help="output directory (default bench; bench-anomaly with --task anomaly)")
+    parser.add_argument("--nll-samples", type=int, metavar="K",
+                        help="importance samples of the VAEs' NLL (default 1000; 10 for the nll score of "
+                             "--task anomaly)")
     parser.add_argument("--nll-examples", type=int, default=0, help="test images for the NLL (default 0: all)")
     parser.add_argument("--probe-train-size", type=int, default=10_000, help="training images that train the probes")
     parser.add_argument("--seed", type=int, default=0, help="train.seed of every variant and the evaluation seed")
     parser.add_argument("--fresh", action="store_true", help="retrain runs that are already finished")
     parser.add_argument("--no-export", action="store_true", help="skip the export step")
+    parser.add_argument("--classes", metavar="C1,C2", help="--task anomaly: the Fashion-MNIST classes that take turns "
+                                                           "as the normal class (default 0,...,9)")
+    parser.add_argument("--datasets", metavar="D1,D2", help="--task anomaly: fashion_mnist, breast_cancer, co2 "
+                                                            "(default all three)")
 
     def run(args):
         import shlex
 
-        from zoo.bench.runner import benchmark
+        _bench_defaults(args)
+        if args.task == "anomaly":
+            from zoo.bench.anomaly import anomaly_benchmark
 
-        benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, out=args.out,
-                  nll_samples=args.nll_samples, nll_examples=args.nll_examples,
-                  probe_train_size=args.probe_train_size, seed=args.seed, fresh=args.fresh,
-                  export=not args.no_export, command=shlex.join(_bench_argv(args)), data=args.data,
-                  data_settings=args.data_set)
+            try:
+                classes = tuple(int(v) for v in args.classes.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"--classes takes comma-separated integers, e.g. 0,1,2. "
+                                 f"Received: {args.classes!r}") from None
+            if args.data is not None or args.data_set:
+                raise ValueError("--data and --data-set apply to --task reconstruction; --task anomaly uses "
+                                 "Fashion-MNIST, the breast-cancer table and the CO2 series")
+            anomaly_benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                              out=args.out, seed=args.seed, classes=classes,
+                              nll_samples=args.nll_samples, tasks=args.datasets, fresh=args.fresh,
+                              command=shlex.join(_bench_argv(args)))
+        else:
+            if args.classes is not None or args.datasets is not None:
+                raise ValueError("--classes and --datasets apply to --task anomaly")
+            from zoo.bench.runner import benchmark
+
+            benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, out=args.out,
+                      nll_samples=args.nll_samples, nll_examples=args.nll_examples,
+                      probe_train_size=args.probe_train_size, seed=args.seed, fresh=args.fresh,
+                      export=not args.no_export, command=shlex.join(_bench_argv(args)), data=args.data,
+                      data_settings=args.data_set)
         print(os.path.join(args.out, "report.md"))
 
     return run
 
 
+def _bench_defaults(args) -> None:
+    """Fills the `zoo bench` options whose defaults depend on --task."""
+    anomaly = getattr(args, "task", "reconstruction") == "anomaly"
+    for key, plain, one_class in (("epochs", 10, 5), ("out", "bench", "bench-anomaly"), ("nll_samples", 1000, 10)):
+        if getattr(args, key, None) is None:
+            setattr(args, key, one_class if anomaly else plain)
+    if anomaly:
+        args.classes = args.classes if args.classes is not None else ",".join(map(str, range(10)))
+        if not isinstance(args.datasets, tuple):
+            args.datasets = tuple(d.strip() for d in (args.datasets or "fashion_mnist,breast_cancer,co2").split(",")
+                                  if d.strip())
+
+
 def _bench_argv(args) -> list[str]:
     """The `zoo bench` command with every setting spelled out, as the report records it."""
+    _bench_defaults(args)
+    if getattr(args, "task", "reconstruction") == "anomaly":
+        argv = ["zoo", "bench", "--task", "anomaly", *args.recipes, "--epochs", str(args.epochs)]
+        if args.steps_per_epoch is not None:
+            argv += ["--steps-per-epoch", str(args.steps_per_epoch)]
+        argv += ["--out", args.out, "--nll-samples", str(args.nll_samples), "--seed", str(args.seed),
+                 "--classes", args.classes, "--datasets", ",".join(args.datasets)]
+        return argv + ["--fresh"] * args.fresh
     argv = ["zoo", "bench", *args.recipes, "--epochs", str(args.epochs)]
     if args.data is not None:
         argv += ["--data", args.data] + [a for s in args.data_set for a in ("--data-set", s)]

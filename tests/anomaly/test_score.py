@@ -129,3 +129,17 @@ def test_score_and_detect_signatures_match_keras(run, tmp_path):
     for got in (run_signature(session, signatures["detect"], x=x), tflite("detect", x=x)):
         np.testing.assert_allclose(got["score"], want_mse, rtol=1e-4)
         np.testing.assert_array_equal(np.asarray(got["is_anomaly"]).astype(bool), flagged)
+
+
+@pytest.mark.slow
+def test_a_dynamically_binarized_run_without_validation_calibrates_on_binarized_images(tmp_path):
+    """vae_reference keeps no validation split and binarizes the test set once: the threshold is
+    calibrated on a binarized copy of the training split, not on its grayscale pixels (which
+    would put every binarized test image above it)."""
+    recipe = zoo.load_recipe("vae", overrides=["data.validation_size=0", "train.epochs=1", "train.steps_per_epoch=3",
+                                               "model.hidden=[32]"])
+    run = zoo.fit(recipe, out=tmp_path / "run", verbose=0)
+    result = zoo.score(run.dir, score="mse", rule="quantile", level=0.95, out=tmp_path / "s.csv")
+    assert result.threshold["calibration_data"].startswith("training split, binarized once")
+    # Calibrated like the test data is prepared, about 5% of the (normal) test images are flagged.
+    assert 0.01 < result.summary["flagged_fraction"] < 0.15

@@ -152,6 +152,12 @@ def score(run, data: str | None = None, *, score: str = "objective", rule: str =
     calib = read_threshold(run_dir)
     if recalibrate or calib is None or (calib.get("score"), calib.get("rule"), calib.get("level")) != (score, rule, level):
         held, name = (splits.x_val, "validation split") if splits.x_val is not None else (splits.x_fit, "training split")
+        if splits.x_val is None and recipe.data.binarize == "dynamic":
+            # The fit split stays grayscale for the pipeline to resample; the test split was
+            # binarized once: calibrate on a binarized copy (seed + 2, as a validation split would be).
+            from zoo.data.sources import binarize_static
+
+            held, name = binarize_static(held, recipe.train.seed + 2), "training split, binarized once"
         normal = score_examples(model, held, score, nll_samples=nll_samples, seed=seed)
         calib = calibration(normal, score, rule, level, f"{name} of {splits.source} ({len(held):,} examples)")
         write_json(run_dir / THRESHOLD_FILE, calib)

@@ -9,9 +9,27 @@ an array or streamed files (`zoo.data.folders.ImageFiles`): they are read one ba
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from zoo.data.examples import materialize
+
+# One compiled function per (model, score, per example or per feature), with a free batch
+# dimension: repeated calls and a last partial batch do not trace again.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def _compiled(model, name: str, per_feature: bool):
+    import tensorflow as tf
+
+    fns = _COMPILED.setdefault(model, {})
+    key = (name, per_feature)
+    if key not in fns:
+        spec = tf.TensorSpec([None, *model.input_shape_], tf.float32)
+        method = model.feature_scores if per_feature else model.anomaly_scores
+        fns[key] = tf.function(lambda t: method(t, name), input_signature=[spec])
+    return fns[key]
 
 
 def _batches(x, batch_size: int):
@@ -34,7 +52,7 @@ def score_examples(model, x, name: str = "objective", *, batch_size: int = 500, 
     if name == "nll":
         return np.concatenate([-model.log_likelihood(b, num_samples=nll_samples, seed=seed)
                                for b in _batches(x, batch_size)]) if len(x) else np.zeros(0)
-    fn = tf.function(lambda t: model.anomaly_scores(t, name), reduce_retracing=True)
+    fn = _compiled(model, name, per_feature=False)
     parts = [np.asarray(fn(tf.constant(b)), np.float64) for b in _batches(x, batch_size)]
     return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -44,5 +62,5 @@ def feature_score_examples(model, x, name: str = "objective", *, batch_size: int
     import tensorflow as tf
 
     model.check_score_name(name)
-    fn = tf.function(lambda t: model.feature_scores(t, name), reduce_retracing=True)
+    fn = _compiled(model, name, per_feature=True)
     return np.concatenate([np.asarray(fn(tf.constant(b)), np.float32) for b in _batches(x, batch_size)])
