@@ -64,6 +64,11 @@ def test_new_data_is_read_with_the_runs_settings(run, tmp_path):
     result = zoo.score(run.dir, data=str(tmp_path / "new.csv"), anomaly_labels=["0"], out=tmp_path / "n.csv")
     assert result.summary["examples"] == 40 and "csv:" in result.summary["data"]
     assert result.summary["anomalies"] == int((frame["target"] == 0).sum())
+    # Without labels given, the run's normal_labels (['benign']) name the normal rows of the new
+    # file, whose integer labels are coded as the training data named them (0 malignant, 1 benign).
+    default = zoo.score(run.dir, data=str(tmp_path / "new.csv"), out=tmp_path / "d.csv")
+    assert default.summary["anomalies"] == int((frame["target"] == 0).sum())
+    assert set(default.table["label"]) <= {"malignant", "benign"}
 
 
 def cli(capsys, *argv):

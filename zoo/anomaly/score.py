@@ -145,6 +145,9 @@ def score(run, data: str | None = None, *, score: str = "objective", rule: str =
                             f"{tuple(model.input_shape_)}")
         parts = [(loaded.x, loaded.y)] + ([(loaded.x_test, loaded.y_test)] if loaded.x_test is not None else [])
         class_names, what = loaded.class_names, loaded.source  # everything the source holds is scored
+        codes = [] if loaded.y is None else np.unique(np.concatenate([p[1] for p in parts if p[1] is not None]))
+        if not class_names and len(codes) and codes.min() >= 0 and codes.max() < len(splits.class_names):
+            class_names = splits.class_names  # integer labels, coded as the training data named them
     y = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])
     if not (anomaly_labels or normal_labels) and recipe.data.normal_labels and y is not None:
         normal_labels = recipe.data.normal_labels  # a one-class run knows what is normal
