@@ -31,7 +31,8 @@ standardized columns):
 
 Runs live in <out>/runs/<task>/<recipe> (one per class for Fashion-MNIST); a finished run of the
 identical recipe is reused (`zoo.bench.runner.fit_or_reuse`) together with its cached scores, so
-an interrupted benchmark continues where it stopped.
+an interrupted benchmark continues where it stopped. The report (report.md, results.json and .csv,
+the figures) is written by `zoo.bench.anomaly_report`.
 
 Example:
     >>> results = anomaly_benchmark(["vae"], epochs=5, classes=(0, 1), tasks=("fashion_mnist",))
@@ -44,7 +45,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -53,8 +53,9 @@ from pathlib import Path
 import numpy as np
 
 import zoo.bench.report as report
-from zoo.bench.runner import _progress, _release, default_recipes, fit_or_reuse, machine_info
-from zoo.io import atomic_path, write_json, write_text
+from zoo.bench.anomaly_report import PUBLISHED, PUBLISHED_NOTE, summary_table, write_figures, write_report
+from zoo.bench.runner import default_recipes, fit_or_reuse, machine_info, progress_bar, release_memory
+from zoo.io import atomic_path
 
 TASKS = ("fashion_mnist", "breast_cancer", "co2")
 TABLE_RECIPES = ("tabular_ae", "tabular_vae")
@@ -68,13 +69,7 @@ OCSVM_NU, OCSVM_GAMMA, OCSVM_MAX_TRAIN = 0.1, "scale", 2000
 IFOREST_TREES = 100
 #: What `inject_anomalies` adds, in units of s, the std of the training series' one-step differences.
 INJECTION = {"fraction": 0.25, "spike": 10.0, "shift": 6.0, "burst": 4.0, "burst_steps": 8}
-PUBLISHED = (("GEOM (Golan & El-Yaniv, 2018)", 93.5), ("RAW-OC-SVM", 92.8), ("CAE-OC-SVM", 91.7),
-             ("Deep SVDD (Ruff et al., 2020)", 89.2), ("ADGAN", 88.4), ("DSEBM", 86.6))
-PUBLISHED_NOTE = ("Mean AUROC (%) over the ten one-class problems of Fashion-MNIST as the papers publish it "
-                  "(second-hand copies of the papers' tables: Golan & El-Yaniv 2018, Ruff et al. 2020); not "
-                  "rerun here, and their budgets, architectures and hyperparameter choices differ from this run's.")
 SCORE_CACHE = "anomaly_scores.npz"
-EXAMPLES_SHOWN = 8
 
 
 @dataclasses.dataclass
@@ -139,7 +134,7 @@ def anomaly_benchmark(recipes=None, *, epochs: int = DEFAULT_EPOCHS, steps_per_e
     console = Console(quiet=not progress, width=None if sys.stdout.isatty() else 150)
     machine = machine_info()
     rows, kept, seconds = [], {}, {}
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         job = bar.add_task("anomaly benchmark", total=sum(len(p.recipes) + references for p in problems))
         for problem in problems:
             start = time.perf_counter()
@@ -153,7 +148,7 @@ def anomaly_benchmark(recipes=None, *, epochs: int = DEFAULT_EPOCHS, steps_per_e
                 rows += result_rows(problem, recipe, model, metrics, data, scored, rule, level, kept,
                                     run=report.relative(run_dir, out), reused=reused)
                 del model
-                _release()
+                release_memory()
                 bar.advance(job)
             if references:
                 bar.update(job, description=f"{problem.key}: references")
@@ -162,7 +157,7 @@ def anomaly_benchmark(recipes=None, *, epochs: int = DEFAULT_EPOCHS, steps_per_e
             seconds[problem.key] = round(time.perf_counter() - start, 1)
             problem.splits.clear()
     summary = summarize(rows)
-    figures = write_figures(problems, rows, summary, kept, out)
+    figures = write_figures(problems, summary, kept, out, lambda p, name, score: example_maps(p, name, score, out))
     results = {"command": command, "started": started, "runtime_seconds": round(time.perf_counter() - clock, 1),
                "seconds_per_problem": seconds, "machine": machine,
                "settings": {"tasks": list(dict.fromkeys(p.task for p in problems)),
@@ -177,14 +172,8 @@ def anomaly_benchmark(recipes=None, *, epochs: int = DEFAULT_EPOCHS, steps_per_e
                "rows": rows, "summary": summary, "figures": figures}
     if hasattr(os, "getloadavg"):
         machine["load average at end (1, 5, 15 min)"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    write_json(out / "results.json", results)
-    write_text(out / "results.csv", report.rows_csv(rows))
-    write_text(out / "report.md", report_markdown(results))
-    shown = [{"name": s["name"], "kind": s["kind"], "task": s["task"], "score": s["score"],
-              "mean AUROC %": _pct(s["mean_auroc"])}
-             for t in results["settings"]["tasks"] for s in best_rows(summary, t)[:6]]
-    console.print(report.rich_table(shown, ("task", "name", "score", "mean AUROC %"),
-                                    title=f"zoo bench --task anomaly → {out / 'report.md'}"))
+    write_report(out, results)
+    console.print(summary_table(results, out))
     return results
 
 
@@ -457,186 +446,42 @@ def summarize(rows) -> list[dict]:
     return summary
 
 
-def best_rows(summary, task: str) -> list[dict]:
-    """The task's summary rows, highest mean AUROC first."""
-    return sorted([s for s in summary if s["task"] == task], key=lambda s: -s["mean_auroc"])
+# The examples figure's data.
 
+def example_maps(problem: Problem, name: str, score: str, out: Path) -> dict:
+    """The test examples of a problem as run `name` reads them, and their per-feature maps of `score`.
 
-# Figures.
+    Args:
+        problem: the problem; its cached splits are dropped afterwards.
+        name: the recipe whose run (<out>/runs/<problem.key>/<name>) is loaded.
+        score: the score to map; one that does not split over features (the VAE's nll) maps "objective".
+        out: the output directory.
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    _plt().close(fig)
-
-
-def _panels(n: int, width: float = 3.2, height: float = 2.6, most: int = 5):
-    plt = _plt()
-    cols = min(n, most)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    return fig, axes.ravel()
-
-
-def roc_figure(panels, path: Path) -> None:
-    """panels: [(title, [(label, scores, truth)])] → one ROC plot per panel."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    fig, axes = _panels(len(panels))
-    for ax, (title, curves) in zip(axes, panels):
-        for label, s, y in curves:
-            fpr, tpr, _ = roc_curve(y, s)
-            ax.plot(fpr, tpr, lw=1, label=f"{label} {100 * roc_auc_score(y, s):.1f}",
-                    ls="--" if label.startswith(("ppca", "iforest", "ocsvm")) else "-")
-        ax.plot([0, 1], [0, 1], color="0.7", lw=0.5)
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("false-positive rate", fontsize=7)
-        ax.set_ylabel("true-positive rate", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=5, loc="lower right")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def histogram_figure(panels, path: Path) -> None:
-    """panels: [(title, scores, truth, threshold)] → normal and anomalous histograms with the threshold."""
-    fig, axes = _panels(len(panels))
-    for ax, (title, s, y, t) in zip(axes, panels):
-        s = np.asarray(s, np.float64)
-        low, high = np.quantile(s, [0.001, 0.995])
-        bins = np.linspace(min(low, t), max(high, t), 50)
-        ax.hist(np.clip(s[~y], bins[0], bins[-1]), bins=bins, density=True, alpha=0.6, label=f"normal ({(~y).sum()})")
-        ax.hist(np.clip(s[y], bins[0], bins[-1]), bins=bins, density=True, alpha=0.6, label=f"anomalous ({y.sum()})")
-        ax.axvline(t, color="k", lw=1, ls="--", label="threshold")
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=5)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _ranked(scores, k: int):
-    order = np.argsort(scores, kind="stable")
-    return order[::-1][:k], order[:k]
-
-
-def examples_figure(kind: str, x, maps, scores, labels, title: str, path: Path, extra=None) -> None:
-    """The `EXAMPLES_SHOWN` most and least anomalous test examples with their per-feature scores."""
-    plt = _plt()
-    most, least = _ranked(scores, EXAMPLES_SHOWN)
-    if kind == "images":
-        fig, axes = plt.subplots(4, EXAMPLES_SHOWN, figsize=(1.1 * EXAMPLES_SHOWN + 1.4, 5.2), squeeze=False)
-        top = max(float(np.max(maps[np.concatenate([most, least])])), 1e-12)
-        for r, (what, index) in enumerate((("most anomalous", most), ("least anomalous", least))):
-            for c, i in enumerate(index):
-                image = np.clip(x[i], 0, 1)
-                axes[2 * r, c].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-                axes[2 * r, c].set_title(f"{labels[i]}\n{scores[i]:.4g}", fontsize=6)
-                axes[2 * r + 1, c].imshow(maps[i].mean(axis=-1), cmap="magma", vmin=0, vmax=top)
-            axes[2 * r, 0].set_ylabel(what, fontsize=7)
-            axes[2 * r + 1, 0].set_ylabel("per-pixel score", fontsize=7)
-        for ax in axes.ravel():
-            ax.set_xticks([])
-            ax.set_yticks([])
-    elif kind == "table":
-        index = np.concatenate([most, least])
-        fig, ax = plt.subplots(figsize=(10, 5))
-        m = maps.reshape(len(maps), -1)[index]
-        im = ax.imshow(m, aspect="auto", cmap="magma")
-        ax.set_yticks(range(len(index)))
-        ax.set_yticklabels([f"{'most' if j < len(most) else 'least'}: row {i} ({labels[i]}) {scores[i]:.3g}"
-                            for j, i in enumerate(index)], fontsize=6)
-        names = extra or [str(j) for j in range(m.shape[1])]
-        ax.set_xticks(range(m.shape[1]))
-        ax.set_xticklabels(names, rotation=90, fontsize=5)
-        fig.colorbar(im, ax=ax)
-    else:  # series windows: the values, and the per-step score below each
-        k = 4
-        fig, axes = plt.subplots(4, k, figsize=(3.2 * k, 7), squeeze=False)
-        for r, (what, index) in enumerate((("most anomalous", most[:k]), ("least anomalous", least[:k]))):
-            for c, i in enumerate(index):
-                axes[2 * r, c].plot(x[i][:, 0], lw=1)
-                if extra is not None and extra["first_step"][i] >= 0:
-                    a = extra["first_step"][i]
-                    axes[2 * r, c].axvspan(a - 0.5, a + extra["steps"][i] - 0.5, color="r", alpha=0.2)
-                injected = f", {extra['kind'][i]}" if extra is not None and extra["kind"][i] else ""
-                axes[2 * r, c].set_title(f"{what}: window {i} ({labels[i]}{injected}) {scores[i]:.3g}", fontsize=6)
-                axes[2 * r + 1, c].bar(range(maps.shape[1]), maps[i].mean(axis=-1), color="0.3")
-                axes[2 * r + 1, c].set_ylabel("per-step score", fontsize=6)
-                for ax in (axes[2 * r, c], axes[2 * r + 1, c]):
-                    ax.tick_params(labelsize=5)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def write_figures(problems, rows, summary, kept, out: Path) -> dict:
-    """ROC curves, score histograms with the threshold, and the most/least anomalous examples per task."""
+    Returns:
+        {"kind", "x" (images in the model's units), "maps", "map_name", "labels", "extra"}: what
+        `zoo.bench.anomaly_report.examples_figure` draws; "extra" is the feature names of a table, the
+        injected kinds and steps of the co2 windows, None otherwise.
+    """
     from zoo.evaluation.evaluate import load_run
 
-    figures = {}
-    for task in dict.fromkeys(p.task for p in problems):
-        ps = [p for p in problems if p.task == task]
-        ranked = best_rows(summary, task)
-        models = [s for s in ranked if s["kind"] == "model"]
-        if not models:
-            continue
-        # One curve per family (its best variant and score by mean AUROC) and per reference.
-        shown, families = [], set()
-        for s in ranked:
-            if s["kind"] == "reference" or s["family"] not in families:
-                shown.append(s)
-                families.add(s["family"]) if s["kind"] == "model" else None
-        best = models[0]
-        f = {"roc": f"figures/{task}_roc.png", "histograms": f"figures/{task}_histograms.png", "examples": []}
-        label = {(s["name"], s["score"]): s["name"] if s["kind"] == "reference" else f"{s['name']}/{s['score']}"
-                 for s in shown}
-        roc_figure([(f"normal: {p.label}", [(label[(s["name"], s["score"])], *kept[(p.key, s["name"], s["score"])][:2])
-                                            for s in shown]) for p in ps], out / f["roc"])
-        if task == "fashion_mnist":
-            hist = [(f"normal {p.label}: {best['name']}/{best['score']}", *kept[(p.key, best["name"], best["score"])])
-                    for p in ps]
-        else:
-            hist = [(label[(s["name"], s["score"])], *kept[(ps[0].key, s["name"], s["score"])]) for s in shown]
-        histogram_figure(hist, out / f["histograms"])
-        for p in ps:
-            run_dir = out / "runs" / p.key / best["name"]
-            model, recipe, _, _ = load_run(run_dir)
-            data = model_data(p, recipe, recipe.train.seed, out)
-            scores = kept[(p.key, best["name"], best["score"])][0]
-            try:
-                map_name = model.check_score_name(best["score"])
-                maps = _feature_maps(model, data["x_test"], map_name)
-            except ValueError:  # a score that does not split over features (the VAE's nll)
-                map_name = "objective"
-                maps = _feature_maps(model, data["x_test"], map_name)
-            kind = data["splits"].kind
-            extra = list(data["splits"].feature_names) if kind == "table" else None
-            if task == "co2":
-                with np.load(out / "data" / "co2_test.npz") as z:
-                    extra = {k: z[k] for k in ("kind", "first_step", "steps")}
-            name = f"figures/{p.key.replace('/', '_')}_examples.png"
-            examples_figure(kind, data["x_test"] if kind != "images" else _unit_images(model, data["x_test"]), maps,
-                            scores, data["labels"],
-                            f"normal: {p.label}. {best['name']}, ranked by '{best['score']}', maps of '{map_name}'",
-                            out / name, extra)
-            f["examples"].append(name)
-            p.splits.clear()
-            del model
-            _release()
-        figures[task] = f
-    return figures
+    model, recipe, _, _ = load_run(out / "runs" / problem.key / name)
+    data = model_data(problem, recipe, recipe.train.seed, out)
+    try:
+        map_name = model.check_score_name(score)
+        maps = _feature_maps(model, data["x_test"], map_name)
+    except ValueError:  # a score that does not split over features (the VAE's nll)
+        map_name = "objective"
+        maps = _feature_maps(model, data["x_test"], map_name)
+    kind = data["splits"].kind
+    extra = list(data["splits"].feature_names) if kind == "table" else None
+    if problem.task == "co2":
+        with np.load(out / "data" / "co2_test.npz") as z:
+            extra = {k: z[k] for k in ("kind", "first_step", "steps")}
+    x = data["x_test"] if kind != "images" else _unit_images(model, data["x_test"])
+    problem.splits.clear()
+    del model
+    release_memory()
+    return {"kind": kind, "x": x, "maps": maps, "map_name": map_name, "labels": data["labels"], "extra": extra}
 
 
 def _feature_maps(model, x, name):
@@ -647,126 +492,3 @@ def _feature_maps(model, x, name):
 
 def _unit_images(model, x):
     return np.asarray(x, np.float32) if model.preprocessing["kind"] == "none" else np.asarray(model.normalize(x))
-
-
-# The report.
-
-def _steps(steps) -> str:
-    return f"{steps} steps per epoch" if isinstance(steps, int) else "whole passes over the class's training images"
-
-
-def _pct(v) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
-
-
-def _name(s) -> str:
-    return f"*{s['name']}*" if s["kind"] == "reference" else s["name"]
-
-
-def report_markdown(results: dict) -> str:
-    """report.md: the tables of every task, the published numbers, the budget, the machine, the figures."""
-    rows, summary, st = results["rows"], results["summary"], results["settings"]
-    lines = ["# One-class anomaly benchmark", "", f"Command: `{results['command']}`", "",
-             f"Started {results['started']}, total running time {results['runtime_seconds'] / 60:.1f} min "
-             f"({results['runtime_seconds']:.0f} s) on the machine below, shared with other jobs: times are "
-             f"indicative.", "",
-             "AUROC in %, anomalies the positive class. Every score of every variant is reported; nothing was "
-             "selected after the fact except the ordering of the 'best' tables. *Italic* rows are references "
-             "computed by the same metric code on the same test examples.", ""]
-    figures = results.get("figures", {})
-    if "fashion_mnist" in st["tasks"]:
-        classes = st["classes"]
-        names = report.CLASS_NAMES["fashion_mnist"]
-        fm = [s for s in summary if s["task"] == "fashion_mnist"]
-        models = [r for r in rows if r["task"] == "fashion_mnist" and r["kind"] == "model"]
-        lines += ["## Fashion-MNIST, one class normal", "",
-                  f"Each class in turn is the normal class: every recipe is trained on that class's training images "
-                  f"only (`data.normal_labels=[c]`), the whole test set is scored (1,000 normal, 9,000 anomalous "
-                  f"images), and the AUROC per class and its mean over the {len(classes)} classes are reported. "
-                  f"Budget: {st['epochs']} epochs of every recipe ({_steps(st['steps_per_epoch'])}), "
-                  f"seed {st['seed']}; "
-                  f"the VAEs' `nll` with k = {st['nll_samples']} importance samples. Recipes that binarize (the VAEs) "
-                  f"score their test images binarized once (seed + 1), as they were trained and as `zoo score` "
-                  f"reads them; the others and the references score grayscale pixels.", ""]
-        head = "| variant | score | " + " | ".join(f"{c} {names[c]}" for c in classes) + " | mean |"
-        lines += ["### AUROC per normal class", "", head, "|---|---|" + "---:|" * (len(classes) + 1)]
-        for s in fm:
-            cells = [_pct(s["auroc_by_class"].get(str(c))) for c in classes]
-            lines.append(f"| {_name(s)} | {s['score']} | " + " | ".join(cells) + f" | **{_pct(s['mean_auroc'])}** |")
-        lines += ["", "### Best score of each variant, and the published numbers", "",
-                  "The zoo's rows are this run (each variant's best score, chosen on the test set, so slightly "
-                  "optimistic); the published rows are " + results["published_note"], "",
-                  "| method | mean AUROC % | source |", "|---|---:|---|"]
-        table, seen = [], set()
-        for s in best_rows(summary, "fashion_mnist"):
-            if s["name"] not in seen:
-                seen.add(s["name"])
-                table.append((f"{_name(s)} ({s['score']})", 100 * s["mean_auroc"], "this run"))
-        table += [(m, v, "published") for m, v in PUBLISHED]
-        for m, v, src in sorted(table, key=lambda t: -t[1]):
-            lines.append(f"| {m} | {v:.1f} | {src} |")
-        lines += ["", "### Precision, recall and F1 at the threshold (mean over classes)", "",
-                  f"Threshold: {st['rule']} {st['level'] if st['level'] is not None else ''} of the scores of the "
-                  f"normal class's validation split (its training split for recipes that hold none out).", "",
-                  "| variant | score | AUROC | AUPRC | precision | recall | F1 |", "|---|---|---:|---:|---:|---:|---:|"]
-        for s in best_rows(summary, "fashion_mnist"):
-            lines.append(f"| {_name(s)} | {s['score']} | {_pct(s['mean_auroc'])} | {_pct(s['mean_auprc'])} | "
-                         f"{_pct(s['mean_precision'])} | {_pct(s['mean_recall'])} | {_pct(s['mean_f1'])} |")
-        lines += ["", "### Budget", "",
-                  "| variant | epochs | steps/epoch | batch | samples seen | train s (mean per class) |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for name in dict.fromkeys(r["name"] for r in models):
-            rs = [r for r in models if r["name"] == name and r["score"] == "objective"]
-            secs = [r["train_seconds"] for r in rs if r.get("train_seconds") is not None]
-            lines.append(f"| {name} | {rs[0]['epochs']} | {rs[0]['steps_per_epoch']} | {rs[0]['batch_size']} | "
-                         f"{rs[0]['samples_seen']:,} | {np.mean(secs):.1f} |" if secs else
-                         f"| {name} | {rs[0]['epochs']} | {rs[0]['steps_per_epoch']} | {rs[0]['batch_size']} | "
-                         f"{rs[0]['samples_seen']:,} | (reused) |")
-        lines.append("")
-    for task, title in (("breast_cancer", "Breast cancer table: benign normal, malignant anomalous"),
-                        ("co2", "CO2 series: anomalies injected into test windows")):
-        if task not in st["tasks"]:
-            continue
-        lines += [f"## {title}", ""]
-        if task == "breast_cancer":
-            lines += ["scikit-learn's Wisconsin diagnostic table (569 rows, 30 features), standardized in the model; "
-                      "trained on the benign rows of the fit split (`data.normal_labels=['benign']`); the seeded "
-                      "test split (20%) scored, malignant rows the anomalies. The recipes' own epochs.", ""]
-        else:
-            p = st["injection"]
-            lines += [f"statsmodels' weekly Mauna Loa CO2 (missing weeks interpolated), windows of 52 weeks, stride 1; "
-                      f"trained on the windows of the first 80% of the series; in the test windows (the last 20%), a "
-                      f"seeded {p['fraction']:.0%} get one injected anomaly each, in equal shares: a spike of "
-                      f"±{p['spike']:g}·s at one week, a level shift of ±{p['shift']:g}·s from a week in the "
-                      f"middle half to the window's end, or a noise burst N(0, ({p['burst']:g}·s)²) over "
-                      f"{p['burst_steps']} weeks, with s the std of the weekly differences of the training series. "
-                      f"The injected windows are in `data/co2_test.npz` (x, anomalous, kind, first_step, steps, s).",
-                      ""]
-        lines += ["| variant | score | AUROC | AUPRC | precision | recall | F1 | threshold |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for s in best_rows(summary, task):
-            r = next(r for r in rows if r["task"] == task and r["name"] == s["name"] and r["score"] == s["score"])
-            lines.append(f"| {_name(s)} | {s['score']} | {_pct(r['auroc'])} | {_pct(r['auprc'])} | "
-                         f"{_pct(r['precision'])} | {_pct(r['recall'])} | {_pct(r['f1'])} | {r['threshold']:.4g} |")
-        lines.append("")
-    if figures:
-        lines += ["## Figures", ""]
-        for task, f in figures.items():
-            lines += [f"### {task}", "", f"![ROC curves]({f['roc']})", "",
-                      f"![score histograms]({f['histograms']})", ""]
-            lines += [f"![most and least anomalous]({p})" for p in f["examples"]] + [""]
-    lines += ["## References", "",
-              "*ppca-q*: probabilistic PCA (q = " + ", ".join(f"{q} for {t}" for t, q in st["ppca_code"].items())
-              + ") fitted in closed form on the normal training examples, "
-              f"scored by −log N(x; μ, WWᵀ + σ²I); *iforest*: IsolationForest ({st['iforest_trees']} trees, "
-              f"256 samples each, −score_samples); *ocsvm*: OneClassSVM (RBF, ν = {st['ocsvm']['nu']}, "
-              f"γ = {st['ocsvm']['gamma']} = 1/(D·Var x)) on at most {st['ocsvm']['max_train']:,} normal training "
-              f"examples (a seeded subsample), −decision_function. On raw pixels, standardized columns and "
-              f"flattened windows.", "",
-              "## Running time per problem", "", "| problem | s |", "|---|---:|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in results["seconds_per_problem"].items()]
-    lines += ["", "## Machine", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {report.fmt(v)} |" for k, v in results["machine"].items()]
-    lines += ["", "Files: `results.json` (everything), `results.csv` (one row per task, class, variant and score), "
-              "`runs/<task>/<recipe>/` (the runs, with their cached scores), `figures/`.", ""]
-    return "\n".join(lines)

@@ -102,7 +102,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     figures_dir = out / "figures"
     export_fn, export_note = find_export()
     rows, exports, histories, projections, variant_figures = [], {}, {}, {}, {}
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task("benchmark", total=len(loaded) + 1)
         for recipe in loaded:
             run_dir = out / "runs" / recipe.name
@@ -120,7 +120,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
             projections[recipe.name] = (report.project_2d(codes[:PROJECTED_CODES]), labels[:PROJECTED_CODES])
             histories[recipe.name] = read_history(run_dir / "history.csv")
             del model, codes
-            _release()
+            release_memory()
             if export and export_fn is not None:
                 bar.update(task, description=f"{recipe.name}: exporting")
                 exports[recipe.name] = run_export(export_fn, run_dir, out / "saved_models")
@@ -383,14 +383,16 @@ def _python_command(recipes, epochs, steps_per_epoch, out, nll_samples) -> str:
             f"steps_per_epoch={steps_per_epoch}, out={str(out)!r}, nll_samples={nll_samples})")
 
 
-def _progress(console):
+def progress_bar(console):
+    """A rich progress bar (spinner, description, bar, count, time) on `console`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(SpinnerColumn(), TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=False)
 
 
-def _release() -> None:
+def release_memory() -> None:
+    """Frees what the last variant left: Keras's global state and unreachable objects."""
     import keras
 
     keras.backend.clear_session()
