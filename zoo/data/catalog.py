@@ -63,10 +63,10 @@ def resolve_format(path: str, fmt: str = "auto", window: int = 0) -> str:
 
 
 def kind_of(dataset: str, path: str = "", fmt: str = "auto", window: int = 0) -> str:
-    """What a data table's examples are: "images", "table" or "series"."""
+    """What a data table's examples are: "images", "table", "series", or "arrays" (an .npy/.npz,
+    whose kind its shape decides when read)."""
     if path:
-        resolved = resolve_format(path, fmt, window)
-        return {"arrays": "arrays"}.get(resolved, resolved)  # arrays: decided by their shape when read
+        return resolve_format(path, fmt, window)
     return BUNDLED.get(dataset, "images")
 
 
