@@ -98,6 +98,7 @@ def test_too_few_examples_for_the_splits(tmp_path):
     ({"test_path": "t.csv"}, "test_path needs path"),
     ({"path": "a.csv", "window": 1}, "window must be >= 2 for a series"),
     ({"path": "photos", "window": 8}, "window applies to series"),
+    ({"path": "rows.npy", "window": 5}, "window applies to series"),
     ({"path": "a.npz", "binarize": "dynamic"}, "binarize applies to the catalog's image datasets"),
     ({"path": "a.xlsx"}, "is neither a folder of images nor a file of .npy, .npz, .csv, .parquet, .pq"),
     ({"missing": "guess"}, "missing must be one of refuse, mean, zero, interpolate, drop"),

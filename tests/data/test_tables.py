@@ -402,3 +402,17 @@ def test_co2_series_with_missing_weeks(here):
     np.testing.assert_allclose(loaded.x[1, :, 0], np.interp(np.arange(4, 56), np.flatnonzero(~np.isnan(v)),
                                                             v[~np.isnan(v)]), rtol=1e-6)
     np.testing.assert_allclose(loaded.x_test[-1, -1, 0], v[1827 + (457 - 52) // 4 * 4 + 51], rtol=1e-6)
+
+
+def test_a_numeric_column_with_a_bad_cell_is_named_not_dropped(tmp_path):
+    """Without data.columns, a column of numbers with one stray text cell is not silently left
+    out of the features: the cell is named."""
+    path = tmp_path / "sensors.csv"
+    path.write_text("temp,pressure,label\n20.5,1.01,a\n21.0,n/a?,b\n19.8,0.99,a\n20.1,1.02,b\n")
+    with pytest.raises(DataError) as info:
+        read_table(str(path), label_column="label")
+    message = str(info.value)
+    assert "sensors.csv: column 'pressure' is numeric but row 2 holds 'n/a?'" in message and "\n" not in message
+    # A text column (most cells not numbers) is still simply not a feature.
+    path.write_text("temp,city\n20.5,Paris\n21.0,Oslo\n19.8,3\n")
+    assert read_table(str(path)).feature_names == ("temp",)

@@ -157,3 +157,13 @@ def test_bad_data_is_one_line_and_writes_nothing(tmp_path, capsys, argv, fragmen
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in err and sorted(tmp_path.rglob("*")) == before
+
+
+def test_throughput_counts_the_examples_of_a_whole_pass(tmp_path, monkeypatch):
+    """train_samples_per_second counts the examples an epoch sees: with 409 fit rows and batch
+    32, an epoch is 13 steps but 409 samples, not 13·32 = 416. (Timed epochs of exactly 1 s.)"""
+    from zoo.training.callbacks import EpochTimer
+
+    monkeypatch.setattr(EpochTimer, "steady_state_seconds", lambda self: [1.0, 1.0])
+    run = zoo.fit(zoo.load_recipe("tabular_ae", overrides=["train.epochs=3"]), out=tmp_path / "run", verbose=0)
+    assert run.metrics["fit_examples"] == 409 and run.metrics["train_samples_per_second"] == 409.0

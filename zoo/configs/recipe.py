@@ -115,7 +115,7 @@ class DataConfig(HParams):
         kind = self.kind
         if kind == "series" and self.window < 2 and not (self.window == 0 and self.dataset in BUNDLED and not self.path):
             raise ValueError(f"window must be >= 2 for a series (the rows of one example). Received: window={self.window}")
-        if kind not in ("series", "arrays") and self.window:
+        if kind != "series" and self.window:
             raise ValueError(f"window applies to series (a .csv/.parquet path or format = \"series\"); "
                              f"this data is {kind}. Received: window={self.window}")
         if self.path or self.dataset in BUNDLED:

@@ -58,8 +58,7 @@ def resolve_format(path: str, fmt: str = "auto", window: int = 0) -> str:
     if suffix in TABLE_SUFFIXES:
         return "series" if window else "table"
     raise ValueError(f"path {path!r} is neither a folder of images nor a file of "
-                     f"{', '.join(ARRAY_SUFFIXES + TABLE_SUFFIXES)}: set data.format to one of "
-                     f"{', '.join(FORMATS[1:])}")
+                     f"{', '.join(ARRAY_SUFFIXES + TABLE_SUFFIXES)}: give the file one of these suffixes")
 
 
 def kind_of(dataset: str, path: str = "", fmt: str = "auto", window: int = 0) -> str:

@@ -246,6 +246,19 @@ def _feature_columns(frame, path: str, columns, label_column: str) -> list:
             raise DataError(f"{path}: column {twice!r} is listed twice in data.columns")
         return names
     names = [c for c in frame.columns if c != label_column and _is_numeric(frame[c])]
+    for c in frame.columns:  # a numeric column with a few bad cells must not vanish from the features
+        import pandas as pd
+
+        if c == label_column or c in names or not (pd.api.types.is_object_dtype(frame[c])
+                                                   or pd.api.types.is_string_dtype(frame[c])):
+            continue
+
+        parsed = pd.to_numeric(frame[c], errors="coerce")
+        given = frame[c].notna()
+        if parsed[given].notna().mean() >= 0.5:
+            row = int(np.flatnonzero((given & parsed.isna()).to_numpy())[0]) + 1
+            raise DataError(f"{path}: column {c!r} is numeric but row {row} holds {frame[c].iloc[row - 1]!r}: "
+                            f"fix the cell, or set data.columns to the feature columns")
     if not names:
         besides = f" besides the label {label_column!r}" if label_column else ""
         raise DataError(f"{path} has no numeric column{besides}; its columns: "

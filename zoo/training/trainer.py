@@ -392,7 +392,9 @@ def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTim
     save_reconstructions(model, materialize(x_test[:10]), run_dir / "reconstructions.png",
                          kind=splits.kind if splits is not None else "images")
     steady = timer.steady_state_seconds()
-    samples = steps * recipe.train.batch_size
+    # Samples per epoch: a whole pass sees every fit example once (its last batch is partial).
+    whole_pass = not recipe.train.steps_per_epoch and splits is not None
+    samples = len(splits.x_fit) if whole_pass else steps * recipe.train.batch_size
     final = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
     if test_loss is None:
         test_loss = model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False), verbose=0,
