@@ -63,19 +63,13 @@ import threading
 import time
 from pathlib import Path
 
+from cli_startup import zoo_executable  # benchmarks/ is on the path when a script there runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32  # the images' height and width
 QUIET = 0.05  # a measurement is "quiet" when other processes took less than this share of the CPU
-
-
-def zoo_executable() -> str:
-    venv = ROOT / ".venv" / "bin" / "zoo"
-    found = str(venv) if venv.is_file() else shutil.which("zoo")
-    if not found:
-        sys.exit("no zoo command: install the project (pip install -e .) or create .venv")
-    return found
 
 
 # ---------------------------------------------------------------------------------------------

@@ -139,3 +139,22 @@ def run_signature(session, signature_def, **inputs):
     values = session.run([signature_def.outputs[k].name for k in fetch],
                          {signature_def.inputs[k].name: v for k, v in inputs.items()})
     return dict(zip(fetch, values))
+
+
+# The readers of own data.
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """Works in tmp_path, so files are named by relative paths in messages, as a user gives them."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def data_error(reader, match, *args, **kwargs) -> str:
+    """The one-line DataError message of reader(*args, **kwargs), checked against `match`."""
+    from zoo.data.examples import DataError
+
+    with pytest.raises(DataError, match=match) as info:
+        reader(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import data_error
 
 from zoo.data.arrays import read_arrays
 from zoo.data.examples import DataError
@@ -12,18 +13,7 @@ from zoo.data.examples import DataError
 
 def fails(match, *args, **kwargs):
     """The one-line DataError message of read_arrays(*args, **kwargs), checked against `match`."""
-    with pytest.raises(DataError, match=match) as info:
-        read_arrays(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """Works in tmp_path, so files are named by relative paths in messages, as a user gives them."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return data_error(read_arrays, match, *args, **kwargs)
 
 
 def test_npy_rows_are_a_table_in_float32_raw_units(here):

@@ -6,25 +6,13 @@ Rows in messages are numbered from 1 over the data rows (row 1 is the line under
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import data_error
 
 from zoo.data.examples import DataError
 from zoo.data.tables import MISSING, TABLE_SUFFIXES, read_series, read_table
 
 
-def fails(reader, match, *args, **kwargs):
-    """The one-line DataError message of reader(*args, **kwargs), checked against `match`."""
-    with pytest.raises(DataError, match=match) as info:
-        reader(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """Works in tmp_path, so files are named by relative paths in messages, as a user gives them."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+fails = data_error  # fails(reader, match, *args, **kwargs): the one-line DataError message
 
 
 def write(path, text):

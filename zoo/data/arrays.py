@@ -23,7 +23,7 @@ import zlib
 import numpy as np
 
 from zoo.data.catalog import ARRAY_SUFFIXES
-from zoo.data.examples import DataError, Loaded
+from zoo.data.examples import DataError, Loaded, check_file
 
 #: Names an npz's labels array may have, tried in order when `labels` is not given.
 LABEL_KEYS = ("y", "labels")
@@ -90,19 +90,6 @@ def read_arrays(path, *, x_key: str = "", labels: str = "", test_path: str = "")
                   value_range=value_range)
 
 
-def _check_path(path: str) -> str:
-    """The file's suffix, after checking it is allowed and the file exists."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in ARRAY_SUFFIXES:
-        raise DataError(f"{path}: unknown array file suffix {suffix or '(none)'!r}; allowed: "
-                        f"{', '.join(ARRAY_SUFFIXES)}")
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: not a file")
-    return suffix
-
-
 def _load(path: str, loader):
     """`loader()`, with numpy's read errors turned into one-line DataErrors naming `path`."""
     try:
@@ -123,7 +110,7 @@ def _first_line(error: Exception) -> str:
 
 def _read(path: str, x_key: str, labels: str, *, test: bool):
     """(examples, raw labels or None, what the labels are called in messages) of one file."""
-    suffix = _check_path(path)
+    suffix = check_file(path, ARRAY_SUFFIXES, "array")
     if suffix == ".npy":
         x = _load(path, lambda: np.load(path, allow_pickle=False))
         if not isinstance(x, np.ndarray):

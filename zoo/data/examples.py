@@ -62,6 +62,24 @@ class Loaded:
         return tuple(int(d) for d in self.x.shape[1:])
 
 
+def check_file(path: str, suffixes, what: str) -> str:
+    """The file's lower-case suffix, after checking it is one of `suffixes` and an existing file.
+
+    Raises:
+        DataError: "<path>: unknown <what> file suffix ...", "no such file" or "not a file".
+    """
+    import os
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in suffixes:
+        raise DataError(f"{path}: unknown {what} file suffix {suffix or '(none)'!r}; allowed: {', '.join(suffixes)}")
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a file")
+    return suffix
+
+
 def take(x, index):
     """Rows `index` (an integer array or a slice) of an array or an `ImageFiles`."""
     return x[index]

@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from zoo.data.catalog import MISSING, TABLE_SUFFIXES  # noqa: F401  (MISSING: what to do with a missing value)
-from zoo.data.examples import DataError, Loaded
+from zoo.data.examples import DataError, Loaded, check_file
 _FILL_HINT = "set data.missing to mean, zero, interpolate or drop"
 
 
@@ -180,14 +180,7 @@ def _first_line(error: Exception) -> str:
 
 def _read_frame(path: str):
     """The file as a DataFrame with string column names, checked to have data rows."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise DataError(f"{path}: unknown table file suffix {suffix or '(none)'!r}; allowed: "
-                        f"{', '.join(TABLE_SUFFIXES)}")
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: not a file")
+    suffix = check_file(path, TABLE_SUFFIXES, "table")
     if os.path.getsize(path) == 0:
         raise DataError(f"{path} is empty")
     import pandas as pd  # Imported lazily: only table and series sources need it.
