@@ -493,3 +493,15 @@ def test_cli_exports_a_run_with_its_recipe_data(tmp_path, capsys):
     assert row["eval_data"] == "test set" and row["eval_examples"] == 10000
     assert row["source"] == str(run)
     assert not (tmp_path / "sm" / "shirts" / "1").exists()  # only what was asked for
+
+
+@pytest.mark.slow
+def test_a_cross_entropy_model_exports_its_score_to_onnx(tmp_path, images):
+    """The shipped recipes train with loss='bce': their `score` signature must convert to ONNX
+    (TensorFlow's logistic loss brings Log1p, which tf2onnx cannot convert) and match Keras."""
+    model = build_tiny("basic", loss="bce")
+    paths = zoo.export(model, base=tmp_path, format="onnx", test_data=images, latency_runs=1)
+    runner = load_runner(next(p for p in paths if str(p).endswith("_score.onnx")))
+    got = runner(x=images)
+    assert_close(got["score"], np.asarray(model.anomaly_scores(images)), 1e-4, "score")
+    assert_close(got["feature_scores"], np.asarray(model.feature_scores(images)), 1e-4, "feature_scores")

@@ -329,6 +329,12 @@ class Autoencoder(keras.Model):
         """
         self.check_score_name(name)
         if name == "objective":
-            return self.reconstruction_error_per_feature(x, self.forward(x, training=False))
+            outputs = self.forward(x, training=False)
+            if self.loss_name == "bce":
+                # The loss's cross-entropy of the logits as softplus(l) − x'·l: the same values in
+                # ops every export converts (TensorFlow's logistic loss uses Log1p, which ONNX lacks).
+                target = ops.cast(self.normalize(x), "float32")
+                return ops.softplus(outputs["logits"]) - target * outputs["logits"]
+            return self.reconstruction_error_per_feature(x, outputs)
         return reconstruction_feature_scores(ops.cast(self.normalize(x), "float32"),
                                              ops.cast(self.normalize(self.reconstruct(x)), "float32"), name)
