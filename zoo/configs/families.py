@@ -22,7 +22,10 @@ LOSSES = ("mse", "bce")
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "mish", "tanh", "sigmoid",
                "hard_sigmoid", "softplus", "softsign", "exponential", "linear")
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
-PRIORS = ("normal", "mixture")
+PRIORS = ("normal", "mixture", "vamp")
+VAE_OBJECTIVES = ("elbo", "beta_tcvae")
+GRADIENTS = ("reparameterization", "score_function")
+SCORE_BASELINES = ("none", "leave_one_out")
 
 
 def check_backbone(backbone: str, input_shape, hidden) -> None:
@@ -150,7 +153,16 @@ class SparseHParams(AutoencoderHParams):
 @HPARAMS.register("vae")
 @dataclasses.dataclass(frozen=True)
 class VAEHParams(AutoencoderHParams):
-    """q_φ(z|x), p(z), p_θ(x|z) trained on −ELBO; see `zoo.models.vae.VariationalAutoencoder`."""
+    """q_φ(z|x), p(z), p_θ(x|z) trained on −ELBO; see `zoo.models.vae.VariationalAutoencoder`.
+
+    prior: "normal" N(0, I), "mixture" (K learned Gaussians) or "vamp" (the VampPrior of K
+    learned pseudo-inputs, K = `prior_components`). objective: "elbo" (β·KL) or "beta_tcvae"
+    (the KL split into index-code mutual information, total correlation and dimension-wise KL,
+    weighted by `tc_alpha`, `tc_beta`, `tc_gamma`; `tc_dataset_size` is the N of its
+    minibatch-weighted sampling). gradient: how ∇_φ of E_q[log p(x|z)] is estimated,
+    "reparameterization" or "score_function" (the log-derivative trick), with `score_baseline`
+    "leave_one_out" as its control variate.
+    """
 
     hidden: tuple[int, ...] = param((512, 256), item_low=1)
     likelihood: str = param("bernoulli", choices=LIKELIHOODS)
@@ -159,9 +171,17 @@ class VAEHParams(AutoencoderHParams):
     beta: float = param(1.0, low=0.0)
     kl_warmup_steps: int = param(0, low=0)
     prior: str = param("normal", choices=PRIORS)
-    prior_components: int = param(10, low=1)
+    prior_components: int = param(10, low=1, doc="K: mixture components or VampPrior pseudo-inputs")
     iw_samples: int = param(1, low=1)
     seed: int | None = param(None, low=0, high=2 ** 31 - 1)
+    objective: str = param("elbo", choices=VAE_OBJECTIVES)
+    tc_alpha: float = param(1.0, low=0.0, doc="α of β-TCVAE: weight of the index-code mutual information")
+    tc_beta: float = param(6.0, low=0.0, doc="β of β-TCVAE: weight of the total correlation")
+    tc_gamma: float = param(1.0, low=0.0, doc="γ of β-TCVAE: weight of the dimension-wise KL")
+    tc_dataset_size: int = param(60000, low=1, doc="N of β-TCVAE's minibatch-weighted sampling: the training "
+                                                   "set's size (60000: Fashion-MNIST)")
+    gradient: str = param("reparameterization", choices=GRADIENTS)
+    score_baseline: str = param("none", choices=SCORE_BASELINES)
     code_activation: str = dataclasses.field(default="linear", init=False, repr=False)
     loss: str = dataclasses.field(default="bce", init=False, repr=False)
 
@@ -169,6 +189,28 @@ class VAEHParams(AutoencoderHParams):
         if self.learn_sigma and self.likelihood != "gaussian":
             raise ValueError(f"learn_sigma applies to the gaussian likelihood only. Received: learn_sigma=true, "
                              f"likelihood={self.likelihood!r}")
+        if self.objective == "beta_tcvae":
+            if self.iw_samples != 1:
+                raise ValueError(f"objective='beta_tcvae' takes one sample per example. Received: "
+                                 f"iw_samples={self.iw_samples}")
+            if self.beta != 1.0:
+                raise ValueError(f"objective='beta_tcvae' weighs its terms with tc_alpha, tc_beta, tc_gamma; beta "
+                                 f"weighs the elbo objective's KL. Received: beta={self.beta}")
+        if self.gradient == "score_function" and (self.objective != "elbo" or self.iw_samples != 1):
+            raise ValueError(f"gradient='score_function' applies to objective='elbo' with iw_samples=1. Received: "
+                             f"objective={self.objective!r}, iw_samples={self.iw_samples}")
+        if self.score_baseline != "none" and self.gradient != "score_function":
+            raise ValueError(f"score_baseline applies to gradient='score_function'. Received: "
+                             f"score_baseline={self.score_baseline!r}, gradient={self.gradient!r}")
+
+    @property
+    def per_example_objective(self) -> bool:
+        """False for β-TCVAE, whose q(z) estimate uses the whole batch; True otherwise.
+
+        `zoo.register` copies this attribute onto the model class, where it reads the model's
+        own `objective` attribute the same way.
+        """
+        return self.objective != "beta_tcvae"
 
     def check_units(self, bounded: bool) -> None:
         if not bounded and self.likelihood != "gaussian":
@@ -179,5 +221,10 @@ class VAEHParams(AutoencoderHParams):
         return 2 * self.code_size
 
     def parameter_count(self, input_shape) -> int:
-        prior = self.prior_components * (1 + 2 * self.code_size) if self.prior == "mixture" else 0
+        if self.prior == "mixture":
+            prior = self.prior_components * (1 + 2 * self.code_size)  # logits, locations, scales
+        elif self.prior == "vamp":
+            prior = self.prior_components * math.prod(input_shape)  # the pseudo-inputs u_k
+        else:
+            prior = 0
         return super().parameter_count(input_shape) + prior + (self.likelihood == "gaussian")

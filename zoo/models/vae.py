@@ -12,12 +12,32 @@ from keras import ops
 
 from zoo.configs.families import VAEHParams
 from zoo.models.base import Autoencoder, per_example_sum, replica_mean
+from zoo.models.gradients import score_function_surrogate
 from zoo.registry import register
 
 tfd = tfp.distributions
 
 LOG_2PI = math.log(2.0 * math.pi)
 ACTIVE_UNIT_THRESHOLD = 0.01
+#: Initial pseudo-inputs of the VampPrior, in the model's units: N(0.5, 0.1²) for [0, 1] pixels,
+#: N(0, 1) for standardized data (the scale of the data either way).
+TC_TERMS = ("mutual_information", "total_correlation", "dimensionwise_kl")
+VAMP_INIT = {True: (0.5, 0.1), False: (0.0, 1.0)}
+
+
+def log_normal_diag(z, loc, scale):
+    """log N(z_j; m_j, s_j²) per dimension, broadcasting z against loc and scale."""
+    return -0.5 * ops.square((z - loc) / scale) - ops.log(scale) - 0.5 * LOG_2PI
+
+
+def log_mixture_density(z, log_weights, loc, scale):
+    """log Σ_c exp(log π_c)·N(z; m_c, diag s_c²) for z of shape (..., d), components (K, d).
+
+    Built-in ops only (no `tfd.MixtureSameFamily`): z is expanded to (..., 1, d) against the (K, d)
+    components, the diagonal log-densities summed over d, and the log-sum-exp taken over K.
+    """
+    per_component = ops.sum(log_normal_diag(ops.expand_dims(z, -2), loc, scale), axis=-1)  # (..., K)
+    return ops.logsumexp(per_component + log_weights, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -29,7 +49,14 @@ class VariationalAutoencoder(Autoencoder):
 
     with z = μ + σ ⊙ ε, ε ~ N(0, I) (the reparameterization trick). The KL term is analytic for
     the standard normal prior and a Monte Carlo estimate log q(z|x) − log p(z) for the learned
-    mixture prior, which has no closed form.
+    priors, which have no closed form:
+
+        mixture:  p(z) = Σ_c π_c N(z; m_c, diag s_c²), π = softmax(logits), s = softplus(·);
+        vamp:     p(z) = (1/K)·Σ_k q_φ(z | u_k), the VampPrior (Tomczak & Welling 2018) of K
+                  learned pseudo-inputs u_k, in the model's units (after `normalize`).
+
+    Both log-densities are the log-sum-exp over components of diagonal-Gaussian log-densities,
+    written in built-in ops (`log_mixture_density`), so the exported `score` converts to ONNX.
 
     The distributions are TFP's (`posterior`, `prior`, `likelihood_from_logits`); the training
     objective evaluates their densities in fused closed forms (Bernoulli log-probability as
@@ -39,7 +66,27 @@ class VariationalAutoencoder(Autoencoder):
     `iw_samples` k > 1 the objective is the importance-weighted bound
     −log (1/k)·Σ_i p(x, z_i)/q(z_i|x) (Burda et al.), which tightens towards −log p(x).
 
-    Metrics: `elbo` (with β = 1), `reconstruction` = −E_q[log p(x|z)], `kl`.
+    β-TCVAE (`objective = "beta_tcvae"`, Chen et al. 2018) splits the batch average of
+    E_q[log q(z|x) − log p(z)] into index-code mutual information, total correlation and
+    dimension-wise KL,
+
+        MI = E[log q(z|x) − log q(z)],  TC = E[log q(z) − Σ_j log q(z_j)],
+        DWKL = E[Σ_j log q(z_j) − log p(z)]  (= Σ_j KL(q(z_j) ‖ p(z_j)) for a factorized p),
+
+    and minimises −E_q[log p(x|z)] + w·(α·MI + β·TC + γ·DWKL) (w the warm-up fraction). The
+    aggregate posterior q(z) = (1/N)·Σ_n q(z | x_n) is estimated by minibatch-weighted sampling
+    on a batch of M: log q(z_i) ≈ logsumexp_m log q(z_i | x_m) − log(N·M), and the same per
+    dimension for log q(z_ij); N = `tc_dataset_size`. The three sum, sample by sample, to
+    log q(z_i|x_i) − log p(z_i), the Monte Carlo KL of the same samples.
+
+    `gradient = "score_function"` replaces the reparameterization by the log-derivative trick
+    (`zoo.models.gradients`): z is drawn with its gradient stopped and the loss gets the term
+    stop(c − b)·(log q(z|x) − stop(log q(z|x))), c the per-sample cost −log p(x|z) (+ β·(log q
+    − log p) for the Monte Carlo KL), b 0 or, with `score_baseline = "leave_one_out"`, the mean
+    cost of the other examples of the batch. The analytic KL keeps its exact gradient.
+
+    Metrics: `elbo` (with β = 1), `reconstruction` = −E_q[log p(x|z)], `kl`; with β-TCVAE also
+    `mutual_information`, `total_correlation`, `dimensionwise_kl`.
 
     Args:
         input_shape: shape of one example.
@@ -53,10 +100,15 @@ class VariationalAutoencoder(Autoencoder):
         learn_sigma: learn one σ shared by all pixels.
         beta: β ≥ 0.
         kl_warmup_steps: steps of the linear β warm-up; 0 turns it off.
-        prior: "normal" (N(0, I)) or "mixture" (a learned mixture of Gaussians).
-        prior_components: number of mixture components.
+        prior: "normal" (N(0, I)), "mixture" (a learned mixture of Gaussians) or "vamp".
+        prior_components: number of mixture components or of pseudo-inputs K.
         iw_samples: k, samples of the importance-weighted bound (1: the ELBO).
-        seed: seed of ε.
+        seed: seed of ε (and of the initial prior locations and pseudo-inputs).
+        objective: "elbo" or "beta_tcvae".
+        tc_alpha, tc_beta, tc_gamma: α, β, γ of β-TCVAE.
+        tc_dataset_size: N of β-TCVAE's minibatch-weighted sampling (the training set's size).
+        gradient: "reparameterization" or "score_function".
+        score_baseline: "none" or "leave_one_out" (score function only).
         weight_decay: λ ≥ 0 of the L2 penalty (λ/2)·Σ‖W‖² on the kernels.
 
     Example:
@@ -74,6 +126,10 @@ class VariationalAutoencoder(Autoencoder):
         self.beta, self.kl_warmup_steps = hp.beta, hp.kl_warmup_steps
         self.prior_name, self.prior_components = hp.prior, hp.prior_components
         self.iw_samples, self.seed = hp.iw_samples, hp.seed
+        self.objective = hp.objective
+        self.tc_alpha, self.tc_beta, self.tc_gamma = hp.tc_alpha, hp.tc_beta, hp.tc_gamma
+        self.tc_dataset_size = hp.tc_dataset_size
+        self.gradient, self.score_baseline = hp.gradient, hp.score_baseline
         self.seed_generator = keras.random.SeedGenerator(hp.seed)
         if self.likelihood == "gaussian":  # the only likelihood with a σ
             self.log_sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(hp.sigma)),
@@ -87,21 +143,44 @@ class VariationalAutoencoder(Autoencoder):
             self.prior_raw_scale = self.add_weight(shape=(k, d),
                                                    initializer=keras.initializers.Constant(0.5413),  # softplus⁻¹(1)
                                                    name="prior_raw_scale")
+        if hp.prior == "vamp":
+            mean, stddev = VAMP_INIT[self.bounded]
+            self.pseudo_inputs = self.add_weight(shape=(hp.prior_components, *self.input_shape_),
+                                                 initializer=keras.initializers.RandomNormal(mean, stddev, seed=hp.seed),
+                                                 name="pseudo_inputs")
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        if hp.objective == "beta_tcvae":
+            self.tc_trackers = [keras.metrics.Mean(name=n) for n in TC_TERMS]
 
     # Distributions.
     def prior(self) -> tfd.Distribution:
-        """p(z): N(0, I), or the learned mixture Σ_c π_c N(m_c, diag s_c²)."""
+        """p(z): N(0, I), the learned mixture Σ_c π_c N(m_c, diag s_c²) or the VampPrior."""
+        if self.prior_name == "normal":
+            return tfd.MultivariateNormalDiag(loc=tf.zeros(self.code_size), scale_diag=tf.ones(self.code_size))
+        log_weights, loc, scale = self.prior_components_params()
+        return tfd.MixtureSameFamily(tfd.Categorical(logits=log_weights),
+                                     tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale))
+
+    def prior_components_params(self, training=False):
+        """(log π (K,), m (K, d), s (K, d)) of a learned prior: the mixture's, or the VampPrior's
+        log(1/K) and q_φ(z | u_k) of its pseudo-inputs (the encoder on u_k, already in model units)."""
         if self.prior_name == "mixture":
-            components = tfd.MultivariateNormalDiag(loc=self.prior_loc, scale_diag=ops.softplus(self.prior_raw_scale))
-            return tfd.MixtureSameFamily(tfd.Categorical(logits=self.prior_logits), components)
-        return tfd.MultivariateNormalDiag(loc=tf.zeros(self.code_size), scale_diag=tf.ones(self.code_size))
+            return (ops.log_softmax(self.prior_logits), ops.convert_to_tensor(self.prior_loc),
+                    ops.softplus(self.prior_raw_scale))
+        if self.prior_name == "vamp":
+            loc, scale = self._posterior_of_units(self.pseudo_inputs, training=training)
+            k = self.prior_components
+            return ops.full((k,), -math.log(k)), loc, scale
+        raise ValueError(f"prior={self.prior_name!r} has no components")
 
     def posterior_params(self, x, training=False):
         """(μ_φ(x), σ_φ(x)) of q_φ(z|x), float32 tensors of shape (B, d)."""
-        h = ops.cast(self.encoder(self.normalize(x), training=training), "float32")
+        return self._posterior_of_units(self.normalize(x), training=training)
+
+    def _posterior_of_units(self, x_units, training=False):
+        h = ops.cast(self.encoder(x_units, training=training), "float32")
         loc, raw_scale = h[:, : self.code_size], h[:, self.code_size:]
         return loc, ops.softplus(raw_scale) + 1e-5
 
@@ -156,10 +235,10 @@ class VariationalAutoencoder(Autoencoder):
         return ops.sum(-0.5 * ops.square(eps) - ops.log(scale), axis=-1) - 0.5 * self.code_size * LOG_2PI
 
     def _log_pz(self, z):
-        """log p(z): closed form for N(0, I), the TFP mixture's log_prob otherwise."""
+        """log p(z): closed form for N(0, I), `log_mixture_density` for the learned priors."""
         if self.prior_name == "normal":
             return -0.5 * ops.sum(ops.square(z), axis=-1) - 0.5 * self.code_size * LOG_2PI
-        return self.prior().log_prob(z)
+        return log_mixture_density(z, *self.prior_components_params())
 
     def _log_weights(self, x, loc, scale, eps, logits):
         """log p(x|z), log p(z), log q(z|x) for samples z = μ + σ ⊙ ε of shape (k, B, d)."""
@@ -172,9 +251,14 @@ class VariationalAutoencoder(Autoencoder):
         loc, scale = self.posterior_params(x, training=training)
         k = self.iw_samples if training else 1
         eps = self._epsilon((k, ops.shape(loc)[0], self.code_size))
-        z = ops.reshape(loc + scale * eps, (-1, self.code_size))
-        logits = ops.cast(self.decoder(z, training=training), "float32")
-        return {"loc": loc, "scale": scale, "eps": eps, "logits": logits}
+        return self._decode_samples(loc, scale, eps, training=training)
+
+    def _decode_samples(self, loc, scale, eps, training=False) -> dict:
+        z = loc + scale * eps
+        if self.gradient == "score_function":  # no path from z to φ: the surrogate carries ∇_φ
+            z = tf.stop_gradient(z)
+        logits = ops.cast(self.decoder(ops.reshape(z, (-1, self.code_size)), training=training), "float32")
+        return {"loc": loc, "scale": scale, "eps": eps, "logits": logits, "z": z}
 
     def current_beta(self):
         """β, or its linear warm-up β·min(1, step / kl_warmup_steps)."""
@@ -190,31 +274,59 @@ class VariationalAutoencoder(Autoencoder):
         Gaussians ½·Σ_d (μ_d² + σ_d² − 1 − log σ_d²)); otherwise it is the Monte Carlo estimate
         E_q[log q(z|x) − log p(z)] over the k samples.
         """
+        reconstruction, kl, log_w, _ = self._sample_terms(x, outputs, with_log_weights)
+        return reconstruction, kl, log_w
+
+    def _sample_terms(self, x, outputs, with_log_weights: bool = True):
+        """`_terms` and the per-sample (k, B) parts: {"log_px_z", "log_pz", "log_qz"} (None when
+        the analytic KL needs only log p(x|z))."""
         loc, scale, eps = outputs["loc"], outputs["scale"], outputs["eps"]
-        log_w = None
+        k = ops.shape(eps)[0]
+        log_px_z = self._log_px_z(x, ops.reshape(outputs["logits"], (k,) + tuple(ops.shape(x))))
+        log_w, parts = None, {"log_px_z": log_px_z, "log_pz": None, "log_qz": None}
         if with_log_weights or self.prior_name != "normal":
-            log_px_z, log_pz, log_qz = self._log_weights(x, loc, scale, eps, outputs["logits"])
-            log_w = log_px_z + log_pz - log_qz
-        else:  # the ELBO step with an analytic KL needs only log p(x|z)
-            k = ops.shape(eps)[0]
-            log_px_z = self._log_px_z(x, ops.reshape(outputs["logits"], (k,) + tuple(ops.shape(x))))
+            z = outputs.get("z", loc + scale * eps)
+            if self.gradient == "score_function":  # log q at the stopped z, φ live: ε = (z − μ)/σ
+                log_qz = ops.sum(log_normal_diag(z, loc, scale), axis=-1)
+            else:
+                log_qz = self._log_qz(scale, eps)
+            parts.update(log_pz=self._log_pz(z), log_qz=log_qz)
+            log_w = log_px_z + parts["log_pz"] - log_qz
         reconstruction = -ops.mean(log_px_z, axis=0)
         if self.prior_name == "normal":
             kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale), self.prior())
         else:
-            kl = ops.mean(log_qz - log_pz, axis=0)
-        return reconstruction, kl, log_w
+            kl = ops.mean(parts["log_qz"] - parts["log_pz"], axis=0)
+        return reconstruction, kl, log_w, parts
+
+    def total_correlation_terms(self, z, loc, scale):
+        """Per-example (MI, TC, DWKL) of β-TCVAE for samples z_i ~ q(z|x_i), all of shape (M, d).
+
+        Minibatch-weighted sampling with N = `tc_dataset_size`:
+        log q(z_i) ≈ logsumexp_m Σ_j log q(z_ij | x_m) − log(N·M) and
+        log q(z_ij) ≈ logsumexp_m log q(z_ij | x_m) − log(N·M); then
+        MI_i = log q(z_i|x_i) − log q(z_i), TC_i = log q(z_i) − Σ_j log q(z_ij),
+        DWKL_i = Σ_j log q(z_ij) − log p(z_i), which sum to log q(z_i|x_i) − log p(z_i).
+        """
+        m = ops.cast(ops.shape(z)[0], "float32")
+        log_nm = ops.log(m) + math.log(self.tc_dataset_size)
+        pairs = log_normal_diag(ops.expand_dims(z, 1), ops.expand_dims(loc, 0), ops.expand_dims(scale, 0))  # (i, m, d)
+        log_qz_x = ops.sum(log_normal_diag(z, loc, scale), axis=-1)
+        log_qz = ops.logsumexp(ops.sum(pairs, axis=-1), axis=1) - log_nm
+        log_qz_dims = ops.sum(ops.logsumexp(pairs, axis=1) - log_nm, axis=-1)
+        return log_qz_x - log_qz, log_qz - log_qz_dims, log_qz_dims - self._log_pz(z)
+
+    def _warmup_fraction(self):
+        return self.current_beta() / self.beta if self.beta else 1.0
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         outputs = y_pred if isinstance(y_pred, dict) else self.forward(x, training=False)
         target = x if y is None else y
         importance_weighted = self.iw_samples > 1 and isinstance(y_pred, dict)
-        reconstruction, kl, log_w = self._terms(target, outputs, with_log_weights=importance_weighted)
-        if importance_weighted:
-            k = ops.cast(ops.shape(log_w)[0], "float32")
-            per_example = -(ops.logsumexp(log_w, axis=0) - ops.log(k))
+        if self.objective == "beta_tcvae":
+            per_example, reconstruction, kl = self._tcvae_loss(target, outputs)
         else:
-            per_example = reconstruction + self.current_beta() * kl
+            per_example, reconstruction, kl = self.negative_elbo_surrogate(target, outputs, importance_weighted)
         self.elbo_tracker.update_state(-(reconstruction + kl))
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
@@ -222,6 +334,61 @@ class VariationalAutoencoder(Autoencoder):
         if self.losses:
             loss += ops.sum(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
         return loss
+
+    def negative_elbo_surrogate(self, x, outputs, importance_weighted: bool = False):
+        """(per-example loss, reconstruction, KL): the loss is −ELBO (β-weighted), or the IW bound,
+        plus for `gradient = "score_function"` the zero-valued term whose gradient is the
+        log-derivative estimate of ∇_φ (its baseline over the k samples when k > 1, else over
+        the batch)."""
+        reconstruction, kl, log_w, parts = self._sample_terms(x, outputs, with_log_weights=importance_weighted)
+        if importance_weighted:
+            k = ops.cast(ops.shape(log_w)[0], "float32")
+            return -(ops.logsumexp(log_w, axis=0) - ops.log(k)), reconstruction, kl
+        beta = self.current_beta()
+        per_example = reconstruction + beta * kl
+        if self.gradient == "score_function":
+            cost = -parts["log_px_z"]  # (k, B)
+            if self.prior_name != "normal":  # the Monte Carlo KL depends on z too
+                cost = cost + beta * (parts["log_qz"] - parts["log_pz"])
+            log_qz = parts["log_qz"]
+            if log_qz is None:
+                log_qz = ops.sum(log_normal_diag(outputs["z"], outputs["loc"], outputs["scale"]), axis=-1)
+            k = int(outputs["eps"].shape[0])
+            axis = 0 if k > 1 else 1
+            per_example += ops.mean(score_function_surrogate(cost, log_qz, self.score_baseline, axis=axis), axis=0)
+        return per_example, reconstruction, kl
+
+    def _tcvae_loss(self, x, outputs):
+        """−E_q[log p(x|z)] + w·(α·MI + β·TC + γ·DWKL) on the first sample of each example."""
+        loc, scale, eps = outputs["loc"], outputs["scale"], outputs["eps"]
+        k = ops.shape(eps)[0]
+        reconstruction = -ops.mean(self._log_px_z(x, ops.reshape(outputs["logits"], (k,) + tuple(ops.shape(x)))),
+                                   axis=0)
+        terms = self.total_correlation_terms(loc + scale * eps[0], loc, scale)
+        for tracker, term in zip(self.tc_trackers, terms):
+            tracker.update_state(term)
+        mi, tc, dwkl = terms
+        kl = mi + tc + dwkl
+        weighted = self.tc_alpha * mi + self.tc_beta * tc + self.tc_gamma * dwkl
+        return reconstruction + self._warmup_fraction() * weighted, reconstruction, kl
+
+    def elbo_gradient_loss(self, x, num_samples: int, seed, gradient=None, score_baseline=None):
+        """The batch mean of −ELBO with `num_samples` stateless draws per example (seed: int32 (2,)),
+        whose gradient is the chosen estimator's: gradient "reparameterization" or
+        "score_function", score_baseline "none" or "leave_one_out" (over the samples of each
+        example when num_samples > 1). The model's own options when None; for the estimator
+        comparison of benchmarks/gradient_variance.py."""
+        saved = self.gradient, self.score_baseline
+        self.gradient = saved[0] if gradient is None else gradient
+        self.score_baseline = saved[1] if score_baseline is None else score_baseline
+        try:
+            loc, scale = self.posterior_params(x)
+            eps = tf.random.stateless_normal((num_samples, tf.shape(loc)[0], self.code_size), seed=seed)
+            outputs = self._decode_samples(loc, scale, eps)
+            per_example, _, _ = self.negative_elbo_surrogate(x, outputs)
+        finally:
+            self.gradient, self.score_baseline = saved
+        return ops.mean(per_example)
 
     # Likelihood and sampling.
     def elbo(self, x):
@@ -262,7 +429,7 @@ class VariationalAutoencoder(Autoencoder):
         Returns:
             A float64 numpy array of shape (N,).
         """
-        from zoo.models.estimators import importance_sampled_log_likelihood  # noqa: F811
+        from zoo.models.estimators import importance_sampled_log_likelihood
 
         log_px, _ = importance_sampled_log_likelihood(self.log_importance_weights, np.asarray(x, dtype="float32"),
                                                       num_samples, batch_size=batch_size, chunk=chunk, seed=seed)
@@ -347,19 +514,19 @@ class VariationalAutoencoder(Autoencoder):
                                   "title": "decoded straight lines between posterior means"}}
 
     def anomaly_score(self, x):
-        """−ELBO(x) with the posterior mean's decoder output and the analytic KL:
-        −log p_θ(x | z = μ_φ(x)) + KL(q_φ(z|x) ‖ p(z)) (deterministic; Monte Carlo KL for the mixture prior)."""
+        """−ELBO(x) at the posterior mean: −log p_θ(x | z = μ_φ(x)) + KL(q_φ(z|x) ‖ p(z)), the KL
+        analytic for the normal prior and log q(μ|x) − log p(μ) (the Monte Carlo estimate at ε = 0)
+        for the learned ones; deterministic.
+
+        Built-in ops only, so the exported `score` signature converts to TFLite and ONNX (TFP's
+        KL and mixture log_prob do not: tf2onnx lacks BroadcastArgs).
+        """
         loc, scale = self.posterior_params(x)
-        if self.prior_name == "normal":
-            # Σ_d −log p(x_d | z = μ) + ½·Σ_j (μ_j² + σ_j² − 1 − log σ_j²), in built-in ops only, so
-            # the exported `score` signature converts to TFLite and ONNX (TFP's KL does not).
-            reconstruction = per_example_sum(self.feature_scores(x))
+        reconstruction = per_example_sum(self.feature_scores(x))
+        if self.prior_name == "normal":  # ½·Σ_j (μ_j² + σ_j² − 1 − log σ_j²)
             kl = 0.5 * ops.sum(ops.square(loc) + ops.square(scale) - 1.0 - 2.0 * ops.log(scale), axis=-1)
-            return reconstruction + kl
-        eps = ops.zeros((1, ops.shape(loc)[0], self.code_size))
-        logits = ops.cast(self.decoder(loc), "float32")
-        reconstruction, kl, _ = self._terms(x, {"loc": loc, "scale": scale, "eps": eps, "logits": logits},
-                                            with_log_weights=False)
+        else:
+            kl = -ops.sum(ops.log(scale), axis=-1) - 0.5 * self.code_size * LOG_2PI - self._log_pz(loc)
         return reconstruction + kl
 
     def anomaly_score_names(self) -> tuple:
