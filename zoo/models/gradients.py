@@ -70,8 +70,8 @@ def reparameterization_gradients(f, loc, scale, eps):
     z = tf.cast(loc, eps.dtype) + tf.cast(scale, eps.dtype) * eps
     with tf.GradientTape() as tape:
         tape.watch(z)
-        values = f(z)
-    dz = tape.gradient(tf.reduce_sum(values), z)  # the samples are independent: row s is ∇f(z_s)
+        total = tf.reduce_sum(f(z))
+    dz = tape.gradient(total, z)  # the samples are independent: row s is ∇f(z_s)
     return dz, dz * eps
 
 
