@@ -128,15 +128,29 @@ def test_the_vae_score_function_gradient_agrees_with_the_reparameterization(prio
     assert cosine > 0.95, cosine
 
 
-@pytest.mark.parametrize("baseline", ["none", "leave_one_out"])
-def test_a_vae_trains_with_the_score_function(baseline):
-    model = build_tiny("vae", gradient="score_function", score_baseline=baseline)
+@pytest.mark.parametrize("baseline,samples", [("none", 1), ("leave_one_out", 1), ("leave_one_out", 3)])
+def test_a_vae_trains_with_the_score_function(baseline, samples):
+    model = build_tiny("vae", gradient="score_function", score_baseline=baseline, score_samples=samples)
     x = (tiny_images(16) > 0.3).astype("float32")
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     encoder_before = [np.asarray(v).copy() for v in model.encoder.trainable_variables]
+    assert tuple(model(x, training=True)["eps"].shape) == (samples, 16, 4)
     history = model.fit(x, batch_size=8, epochs=3, verbose=0).history
     assert np.all(np.isfinite(history["loss"]))
     assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(encoder_before, model.encoder.trainable_variables))
+
+
+def test_score_samples_average_the_elbo_over_the_draws():
+    """With k draws per example the loss value is the mean over draws of −log p(x|z) plus the KL."""
+    model = build_tiny("vae", gradient="score_function", score_baseline="leave_one_out", score_samples=3)
+    x = (tiny_images(4) > 0.3).astype("float32")
+    outputs = model(x, training=True)
+    logits = np.asarray(outputs["logits"], "float64").reshape(3, 4, -1)
+    flat = x.reshape(1, 4, -1)
+    reconstruction = np.sum(np.logaddexp(0, logits) - flat * logits, axis=-1).mean(0)
+    loc, scale = (np.asarray(outputs[k], "float64") for k in ("loc", "scale"))
+    kl = 0.5 * np.sum(loc ** 2 + scale ** 2 - 1 - np.log(scale ** 2), axis=-1)
+    np.testing.assert_allclose(float(model.compute_loss(x=x, y_pred=outputs)), np.mean(reconstruction + kl), rtol=1e-5)
 
 
 def test_score_function_options_are_checked():
@@ -145,6 +159,8 @@ def test_score_function_options_are_checked():
     schema = HPARAMS.get("vae")
     with pytest.raises(ValueError, match="score_baseline applies to gradient='score_function'"):
         schema(score_baseline="leave_one_out")
+    with pytest.raises(ValueError, match="score_samples applies to gradient='score_function'"):
+        schema(score_samples=4)
     with pytest.raises(ValueError, match="iw_samples=2"):
         schema(gradient="score_function", iw_samples=2)
     with pytest.raises(ValueError, match="gradient must be one of reparameterization, score_function"):

@@ -139,7 +139,8 @@ def test_vamp_samples_pick_components_uniformly():
 def test_old_configs_load_with_the_new_defaults():
     """A `.keras` config written before these options (no objective, gradient, ... keys) still builds."""
     config = build_tiny("vae", prior="mixture", prior_components=K).get_config()
-    for key in ("objective", "tc_alpha", "tc_beta", "tc_gamma", "tc_dataset_size", "gradient", "score_baseline"):
+    for key in ("objective", "tc_alpha", "tc_beta", "tc_gamma", "tc_dataset_size", "gradient", "score_baseline",
+                "score_samples"):
         config.pop(key)
     model = zoo.models.vae.VariationalAutoencoder.from_config(config)
     assert model.hparams.objective == "elbo" and model.hparams.gradient == "reparameterization"

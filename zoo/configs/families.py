@@ -161,7 +161,7 @@ class VAEHParams(AutoencoderHParams):
     weighted by `tc_alpha`, `tc_beta`, `tc_gamma`; `tc_dataset_size` is the N of its
     minibatch-weighted sampling). gradient: how ∇_φ of E_q[log p(x|z)] is estimated,
     "reparameterization" or "score_function" (the log-derivative trick), with `score_baseline`
-    "leave_one_out" as its control variate.
+    "leave_one_out" as its control variate and `score_samples` draws per example.
     """
 
     hidden: tuple[int, ...] = param((512, 256), item_low=1)
@@ -182,6 +182,7 @@ class VAEHParams(AutoencoderHParams):
                                                    "set's size (60000: Fashion-MNIST)")
     gradient: str = param("reparameterization", choices=GRADIENTS)
     score_baseline: str = param("none", choices=SCORE_BASELINES)
+    score_samples: int = param(1, low=1, doc="draws of z per example in training with the score function")
     code_activation: str = dataclasses.field(default="linear", init=False, repr=False)
     loss: str = dataclasses.field(default="bce", init=False, repr=False)
 
@@ -199,9 +200,11 @@ class VAEHParams(AutoencoderHParams):
         if self.gradient == "score_function" and (self.objective != "elbo" or self.iw_samples != 1):
             raise ValueError(f"gradient='score_function' applies to objective='elbo' with iw_samples=1. Received: "
                              f"objective={self.objective!r}, iw_samples={self.iw_samples}")
-        if self.score_baseline != "none" and self.gradient != "score_function":
-            raise ValueError(f"score_baseline applies to gradient='score_function'. Received: "
-                             f"score_baseline={self.score_baseline!r}, gradient={self.gradient!r}")
+        for key, value, default in (("score_baseline", self.score_baseline, "none"),
+                                    ("score_samples", self.score_samples, 1)):
+            if value != default and self.gradient != "score_function":
+                raise ValueError(f"{key} applies to gradient='score_function'. Received: {key}={value!r}, "
+                                 f"gradient={self.gradient!r}")
 
     @property
     def per_example_objective(self) -> bool:

@@ -83,7 +83,9 @@ class VariationalAutoencoder(Autoencoder):
     (`zoo.models.gradients`): z is drawn with its gradient stopped and the loss gets the term
     stop(c − b)·(log q(z|x) − stop(log q(z|x))), c the per-sample cost −log p(x|z) (+ β·(log q
     − log p) for the Monte Carlo KL), b 0 or, with `score_baseline = "leave_one_out"`, the mean
-    cost of the other examples of the batch. The analytic KL keeps its exact gradient.
+    cost of the other examples of the batch, or of the other draws of the same example when
+    `score_samples` > 1 draws per example average the ELBO. The analytic KL keeps its exact
+    gradient.
 
     Metrics: `elbo` (with β = 1), `reconstruction` = −E_q[log p(x|z)], `kl`; with β-TCVAE also
     `mutual_information`, `total_correlation`, `dimensionwise_kl`.
@@ -109,6 +111,7 @@ class VariationalAutoencoder(Autoencoder):
         tc_dataset_size: N of β-TCVAE's minibatch-weighted sampling (the training set's size).
         gradient: "reparameterization" or "score_function".
         score_baseline: "none" or "leave_one_out" (score function only).
+        score_samples: draws of z per example in training (score function only).
         weight_decay: λ ≥ 0 of the L2 penalty (λ/2)·Σ‖W‖² on the kernels.
 
     Example:
@@ -129,7 +132,7 @@ class VariationalAutoencoder(Autoencoder):
         self.objective = hp.objective
         self.tc_alpha, self.tc_beta, self.tc_gamma = hp.tc_alpha, hp.tc_beta, hp.tc_gamma
         self.tc_dataset_size = hp.tc_dataset_size
-        self.gradient, self.score_baseline = hp.gradient, hp.score_baseline
+        self.gradient, self.score_baseline, self.score_samples = hp.gradient, hp.score_baseline, hp.score_samples
         self.seed_generator = keras.random.SeedGenerator(hp.seed)
         if self.likelihood == "gaussian":  # the only likelihood with a σ
             self.log_sigma = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(hp.sigma)),
@@ -249,7 +252,7 @@ class VariationalAutoencoder(Autoencoder):
 
     def forward(self, x, training=False) -> dict:
         loc, scale = self.posterior_params(x, training=training)
-        k = self.iw_samples if training else 1
+        k = max(self.iw_samples, self.score_samples) if training else 1
         eps = self._epsilon((k, ops.shape(loc)[0], self.code_size))
         return self._decode_samples(loc, scale, eps, training=training)
 
