@@ -1,8 +1,11 @@
 """The `zoo` command: thin argument parsing over the library.
 
-Errors a user can cause (a bad recipe, a missing dataset, an unknown name, a bad argument) print
-one line to stderr and exit with code 2, without a traceback or a usage block. `zoo` alone
-prints the help (to stdout) and exits with 2, as no command ran.
+Every failure a user can cause or fix is one line on stderr, `zoo COMMAND: error: ...`, naming
+the file, key or path and what is allowed or what to do, with an exit code (`zoo.errors`):
+2 for bad input (a recipe, a flag, a missing or corrupt file, a run directory in use), 1 for
+the environment (a full or read-only disk, a permission, memory), 3 for a diverged training.
+No traceback and no usage block; only a genuine bug shows its traceback. `--debug` (anywhere
+on the line) or `ZOO_DEBUG=1` re-raises every failure with its traceback.
 
 Quiet and instant:
 
@@ -20,6 +23,7 @@ import contextlib
 import os
 import sys
 
+from zoo.errors import debugging, failure
 from zoo.quiet import quiet_tensorflow
 from zoo.registry import Registry
 
@@ -286,6 +290,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zoo", description="A Keras model zoo of autoencoders.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of any failure (also ZOO_DEBUG=1); allowed after the command too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     runners, parsers = {}, {}
     for name, (help_text, fn) in COMMANDS.items():
@@ -296,11 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Runs `zoo ARGV...` and returns its exit code (0, 2 for a user's error, 130 when interrupted)."""
+    """Runs `zoo ARGV...` and returns its exit code: 0, 2 for bad input, 1 for an environment
+    failure, 3 for a diverged training, 130 when interrupted."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    if not argv:
-        parser.print_help()
+    debug = debugging() or "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        given = f"unknown command {argv[0]!r}" if argv else "no command given"
+        print(f"zoo: error: {given}: choose one of {', '.join(COMMANDS.names())} (see zoo --help)", file=sys.stderr)
         return 2
     try:
         args, extra = parser.parse_known_args(argv)
@@ -312,13 +322,16 @@ def main(argv=None) -> int:
     try:
         with quiet:
             args._runners[args.command](args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"zoo {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        known = failure(e)
+        if debug or known is None:
+            raise  # --debug, or a bug: the traceback is what to report
+        code, message = known
+        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
+        return code
     return 0
 
 

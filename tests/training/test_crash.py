@@ -73,7 +73,7 @@ def test_sigkill_mid_epoch_then_rerun_finishes_with_one_row_per_epoch(tmp_path):
     # Every file went through temp + rename; nothing half-written is left behind.
     assert _temp_files(run_dir) == []
     kept = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert kept == ["epoch-0003.json", "epoch-0003.weights.h5", "epoch-0004.json", "epoch-0004.weights.h5"]
+    assert kept == ["epoch-0003.json", "epoch-0003.state.keras", "epoch-0004.json", "epoch-0004.state.keras"]
 
 
 def _checkpointed_model(directory, epochs):
@@ -95,7 +95,7 @@ def test_newest_complete_pair_wins_over_a_lone_newer_weights_file(tmp_path):
     directory = tmp_path / "checkpoints"
     # Killed between the two writes of epoch 3: its weights exist, its json does not.
     model.fit(tiny_images(8), tiny_images(8), epochs=3, verbose=0)
-    model.save_weights(directory / "epoch-0003.weights.h5")
+    model.save(directory / "epoch-0003.state.keras")
     # Killed while writing epoch 4's json: only a torn temp file.
     (directory / ".tmp999999.epoch-0004.json").write_text('{"epoch": 4, "hist')
 

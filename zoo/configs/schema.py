@@ -22,6 +22,9 @@ from typing import Any
 
 MISSING = dataclasses.MISSING
 
+#: The largest integer any setting may take: counts, sizes and seeds reach TensorFlow as int32.
+INT32_MAX = 2**31 - 1
+
 
 def param(default, *, low=None, high=None, low_open: bool = False, high_open: bool = False, choices=None,
           item_low=None, doc: str = ""):
@@ -90,6 +93,9 @@ def check_bounds(key: str, value, meta) -> None:
     if choices is not None and value not in choices:
         raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}. Received: {key}={value!r}")
     low, high = meta.get("low"), meta.get("high")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
+        raise ValueError(f"{key} must be an integer of at most {INT32_MAX} in size (TensorFlow's int32). "
+                         f"Received: {key}={value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and (low is not None or high is not None):
         ok = math.isfinite(value)
         if ok and low is not None:
@@ -100,6 +106,9 @@ def check_bounds(key: str, value, meta) -> None:
             lo = "(-inf" if low is None else ("(" if meta.get("low_open") else "[") + f"{low}"
             hi = "inf)" if high is None else f"{high}" + (")" if meta.get("high_open") else "]")
             raise ValueError(f"{key} must be in {lo}, {hi}. Received: {key}={value!r}")
+    if isinstance(value, tuple) and any(isinstance(v, int) and abs(v) > INT32_MAX for v in value):
+        raise ValueError(f"{key} must hold integers of at most {INT32_MAX} in size (TensorFlow's int32). "
+                         f"Received: {key}={list(value)}")
     item_low = meta.get("item_low")
     if item_low is not None and isinstance(value, tuple) and any(v < item_low for v in value):
         raise ValueError(f"{key} must be a list of integers >= {item_low}. Received: {key}={list(value)}")

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import gzip
 import os
+import zlib
 import subprocess
 
 import numpy as np
@@ -61,12 +62,16 @@ def read_idx(path) -> np.ndarray:
     """Reads one IDX file (gzipped or plain) into a native-byte-order numpy array.
 
     Raises:
-        ValueError: If the magic number or the data size is invalid.
+        ValueError: If the gzip stream is corrupt or truncated, or the magic number or the data size is invalid.
     """
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":  # Detect gzip by content, not by file name.
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:  # truncated, corrupt (BadGzipFile is an OSError)
+            raise ValueError(f"{path}: a corrupt or truncated gzip file ({type(e).__name__}: "
+                             f"{str(e) or 'unexpected end of data'}); download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     ndim = raw[3]

@@ -28,6 +28,7 @@ import numpy as np
 from zoo.export.onnx import export_onnx
 from zoo.export.saved_model import write_saved_model
 from zoo.export.tflite import export_tflite
+from zoo.io import exclusive_lock
 
 FORMATS = ("saved_model", "tflite", "onnx", "all")
 QUANTIZATIONS = ("none", "float16", "dynamic_int8", "int8", "all")
@@ -144,17 +145,18 @@ def export(run_or_model, base="saved_models", format: str = "saved_model", quant
     written = []
     say = print if verbose else (lambda *a, **k: None)
     version_dir = None
-    if format in ("saved_model", "all"):
-        version_dir = write_saved_model(source, base, examples=test if test is not None else calibration)
-        say(f"saved_model  {version_dir}")
-        written.append(version_dir)
-    if flavours:
-        written += export_tflite(source, base / source.name / "tflite", flavours, calibration=calibration,
-                                 evaluation=evaluation, latency_runs=latency_runs, say=say,
-                                 saved_model_dir=version_dir)
-    if onnx:
-        written += export_onnx(source, base / source.name / "onnx", evaluation=evaluation,
-                               latency_runs=latency_runs, say=say)
+    with exclusive_lock(base, "export base"):  # one exporter per base: versions are numbered by what is there
+        if format in ("saved_model", "all"):
+            version_dir = write_saved_model(source, base, examples=test if test is not None else calibration)
+            say(f"saved_model  {version_dir}")
+            written.append(version_dir)
+        if flavours:
+            written += export_tflite(source, base / source.name / "tflite", flavours, calibration=calibration,
+                                     evaluation=evaluation, latency_runs=latency_runs, say=say,
+                                     saved_model_dir=version_dir)
+        if onnx:
+            written += export_onnx(source, base / source.name / "onnx", evaluation=evaluation,
+                                   latency_runs=latency_runs, say=say)
     return written
 
 
@@ -241,15 +243,9 @@ def load_source(run_or_model, name: str | None = None) -> Source:
 
 
 def _load_keras(path: Path):
-    import keras
+    from zoo.training.run_dir import load_finished_model
 
-    import zoo.models  # noqa: F401  (registers the classes the file refers to)
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # a corrupt zip, an unknown class, a Lambda refused by safe_mode ...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path} is not a loadable zoo model: {first}") from None
+    return load_finished_model(path, compile=False)
 
 
 # Signatures.

@@ -6,7 +6,7 @@ metrics). This loop keeps everything that works: the model and its optimizer are
 `strategy.scope()` (`zoo.training.trainer.build_model`), and each step runs the model's own `train_step`
 (tape, loss scaling, optimizer, metrics) under `strategy.run`, over
 `strategy.distribute_datasets_from_function`, inside a `tf.function`. The same Keras callbacks
-see the same events as under `fit` (progress bar, history, checkpoints, `TerminateOnNaN`,
+see the same events as under `fit` (progress bar, history, checkpoints, the divergence guard,
 `EarlyStopping`), so a run looks the same either way.
 
 Metrics are Keras's own: their variables are on-read synchronized, so every replica updates its

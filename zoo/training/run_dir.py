@@ -5,7 +5,9 @@
     history.csv      one row per epoch
     best.keras       the best model by validation loss (or training loss)
     model.keras      the final model (written last, atomically)
-    metrics.json     the final metrics; "finished": true marks a finished run
+    metrics.json     the final metrics; "finished": true marks a finished run, and
+                     "finished": false with "diverged" a run stopped by its divergence rule
+    .zoo.lock        the lock a writing process holds (`zoo.io.exclusive_lock`)
     threshold.json   the anomaly threshold `zoo score` calibrated (optional)
 
 Evaluation, export and bench read runs through this module, never through the trainer.
@@ -18,19 +20,32 @@ import tomllib
 from pathlib import Path
 
 
+def _metrics(run_dir: Path) -> dict:
+    try:
+        value = json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def run_state(run_dir: Path) -> str:
-    """"empty", "partial" (checkpoints but unfinished) or "finished"."""
+    """"empty", "partial" (checkpoints but unfinished), "diverged" (stopped by the divergence
+    rule, kept at its last finite checkpoint) or "finished"."""
     run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        try:
-            if json.loads(metrics.read_text()).get("finished"):
-                return "finished"
-        except json.JSONDecodeError:
-            pass
+    metrics = _metrics(run_dir)
+    if metrics.get("finished"):
+        return "finished"
+    if isinstance(metrics.get("diverged"), dict):
+        return "diverged"
     if (run_dir / "checkpoints").is_dir() or (run_dir / "recipe.toml").is_file():
         return "partial"
     return "empty"
+
+
+def diverged_at(run_dir: Path) -> tuple[int, str]:
+    """A diverged run's last finite epoch and what its divergence rule saw."""
+    record = _metrics(run_dir).get("diverged") or {}
+    return int(record.get("last_finite_epoch") or 0), str(record.get("reason") or "its loss diverged")
 
 
 def same_recipe(previous_toml: str, recipe, ignoring=()) -> bool:
@@ -56,8 +71,16 @@ def same_recipe(previous_toml: str, recipe, ignoring=()) -> bool:
     return essentials(previous) == essentials(recipe)
 
 
-def load_finished_model(path: Path):
-    """The `.keras` model of a run, loaded with Keras's safe mode; ValueError naming the file otherwise."""
+def load_finished_model(path: Path, compile: bool = True):
+    """The `.keras` model at `path`, loaded with Keras's safe mode; a one-line error naming the file otherwise.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: a file that is not a `.keras` archive (truncated, corrupt, another format), or
+            whose model cannot be rebuilt (an unknown class, code refused by safe mode, bad config).
+    """
+    import zipfile
+
     import keras
 
     import zoo.models  # noqa: F401  (registers the classes the file names)
@@ -66,11 +89,14 @@ def load_finished_model(path: Path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras model archive (truncated or corrupt: not a zip file); "
+                         f"export or train it again")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as e:  # a corrupt zip, an unknown class, a Lambda refused by safe_mode ...
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except Exception as e:  # a corrupt member, an unknown class, a Lambda refused by safe_mode ...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path} is not a loadable zoo model: {first}") from None
+        raise ValueError(f"{path} is not a loadable zoo model: {first[:300]}") from None
 
 
 #: A run's calibrated anomaly threshold (`zoo.anomaly.thresholds`), which exports bake into `detect`.

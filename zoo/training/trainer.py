@@ -14,6 +14,7 @@ A run lives in one directory (by default `runs/<recipe name>`):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -29,11 +30,13 @@ import zoo.data.pipeline as zdata
 from zoo.data.examples import materialize
 from zoo.data.splits import load_splits
 import zoo.training.loops as zloop
-from zoo.training.callbacks import BestModelCheckpoint, EpochTimer, ResumableCheckpoint, TimeBudget
+from zoo.training.callbacks import BestModelCheckpoint, DivergenceGuard, EpochTimer, ResumableCheckpoint, TimeBudget
 from zoo.configs.recipe import Recipe, check_model_for_data
-from zoo.training.run_dir import run_state, same_recipe
+from zoo.training.run_dir import diverged_at, run_state, same_recipe
 from zoo.registry import Registry
-from zoo.io import atomic_path, remove_dead_temporaries, write_json, write_text
+from zoo.errors import TrainingDiverged
+from zoo.io import (LOCK_FILE, atomic_path, check_free_space, exclusive_lock, remove_dead_temporaries, write_json,
+                    write_text)
 from zoo.training.optimizers import FusedAdam
 from zoo.training.sharding import batch_shards_here, setup_batch_shards
 
@@ -189,30 +192,57 @@ def load_data(recipe: Recipe):
     return splits
 
 
-def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
-    """The run directory, refusing to clobber a finished run unless asked to."""
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite exclude each other: choose one")
+def run_dir_of(recipe: Recipe, out) -> Path:
+    """The run directory `fit` writes: `out`, or runs/<recipe name>."""
     run_dir = Path(out) if out else Path("runs") / recipe.name
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"Run directory {run_dir} is a file; choose another --out")
+    return run_dir
+
+
+def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
+    """The run directory, refusing to clobber a finished or diverged run unless asked to.
+
+    The caller holds the directory's lock (`zoo.io.exclusive_lock`): `overwrite` empties the
+    directory but keeps its lock file.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: choose one")
+    run_dir = run_dir_of(recipe, out)
     state = run_state(run_dir) if run_dir.is_dir() else "empty"
     if state == "finished" and not (resume or overwrite):
         raise ValueError(f"{run_dir} already holds a finished run: pass --resume to train it further, "
                          f"--overwrite to replace it, or --out for another directory")
+    if state == "diverged" and not (resume or overwrite):
+        epoch, reason = diverged_at(run_dir)
+        raise ValueError(f"{run_dir} holds a run that diverged ({reason}); lower train.learning_rate (or set "
+                         f"train.clipnorm) and rerun with --resume to continue from its last finite checkpoint "
+                         f"(epoch {epoch}), or with --overwrite to start again")
     if run_dir.is_dir() and state != "empty":
         previous = (run_dir / "recipe.toml").read_text() if (run_dir / "recipe.toml").is_file() else None
+        ignoring = RESUMABLE_CHANGES + (DIVERGED_CHANGES if state == "diverged" else ())
         if overwrite:
-            shutil.rmtree(run_dir)
-        elif previous is not None and not _same_training(previous, recipe):
-            raise ValueError(f"{run_dir} holds a run of a different recipe: pass --overwrite to replace it, "
-                             f"or --out for another directory")
+            for entry in run_dir.iterdir():
+                if entry.name == LOCK_FILE:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        elif previous is not None and not same_recipe(previous, recipe, ignoring=ignoring):
+            changes = ", ".join(f"train.{k}" for k in ignoring)
+            raise ValueError(f"{run_dir} holds a run of a different recipe (resuming it may change only {changes}): "
+                             f"pass --overwrite to replace it, or --out for another directory")
+        if state == "diverged":
+            (run_dir / "metrics.json").unlink()  # resumed: a kill from here on leaves a partial run
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
 # What a resumed run may change; everything else must match the run it continues.
 RESUMABLE_CHANGES = ("epochs", "steps_per_epoch", "strategy", "loop", "max_minutes", "batch_shards", "steps_per_execution")
+# What a diverged run resumed with --resume may change as well: the step size.
+DIVERGED_CHANGES = ("learning_rate", "clipnorm")
 
 
 def _same_training(previous_toml: str, recipe: Recipe) -> bool:
@@ -220,14 +250,25 @@ def _same_training(previous_toml: str, recipe: Recipe) -> bool:
     return same_recipe(previous_toml, recipe, ignoring=RESUMABLE_CHANGES)
 
 
+def needed_disk_bytes(model, recipe: Recipe) -> int:
+    """A bound on what a run writes: its checkpoints, best.keras and model.keras (each the weights
+    and the optimizer's slots, float32) and room for the history, figures and logs."""
+    variables = sum(int(np.prod(v.shape)) for v in model.weights)
+    slots = sum(int(np.prod(v.shape)) for v in model.optimizer.variables)
+    per_file = 4 * (variables + slots)
+    return per_file * (2 + 2 + 1) + 8 * 2**20  # two kept checkpoints and one being written, best, model
+
+
 def make_callbacks(recipe: Recipe, run_dir: Path, checkpoint: ResumableCheckpoint, timer: EpochTimer,
-                   monitor: str) -> list:
-    """The callbacks of a run; shared by `fit` and the custom distributed loop."""
+                   monitor: str, guard: DivergenceGuard | None = None) -> list:
+    """The callbacks of a run; shared by `fit` and the custom distributed loop. The divergence
+    guard comes first, so the checkpoints of the same epoch know whether it fired."""
+    guard = guard if guard is not None else checkpoint.guard or DivergenceGuard()
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        guard,
         timer,
         checkpoint,
-        BestModelCheckpoint(run_dir / "best.keras", monitor=monitor),
+        BestModelCheckpoint(run_dir / "best.keras", monitor=monitor, guard=guard),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
     ]
     if recipe.train.early_stopping_patience:
@@ -284,11 +325,14 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
     if train.mixed_precision != "float32":
         keras.mixed_precision.set_global_policy(train.mixed_precision)
     scratch = None
+    held = contextlib.ExitStack()
     try:
         # The strategy comes first: a multi-worker strategy must exist before TensorFlow runs anything.
         strategy = make_strategy(train.strategy)
         custom = use_custom_loop(train, strategy)
         if zloop.is_chief(strategy):
+            # One writer per run directory, from reading its state to writing metrics.json.
+            held.enter_context(exclusive_lock(run_dir_of(recipe, out), "run directory"))
             run_dir = prepare_run_dir(recipe, out, resume, overwrite)
         else:
             scratch = run_dir = Path(tempfile.mkdtemp(prefix=f"zoo-worker{zloop.worker_index(strategy)[1]}-"))
@@ -302,14 +346,20 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             x_val = zloop.trim_to_replicas(x_val, replicas) if x_val is not None else None
         steps = train.steps_per_epoch or int(np.ceil(len(x_fit) / train.batch_size))
         model = build_model(recipe, strategy, steps * train.epochs, splits.input_shape, splits.preprocessing)
+        check_free_space(run_dir, needed_disk_bytes(model, recipe), "this run")
         write_text(run_dir / "recipe.toml", recipe.to_toml())
-        checkpoint = ResumableCheckpoint(run_dir / "checkpoints", run_dir / "history.csv")
+        guard = DivergenceGuard(DIVERGENCE_GROWTH)
+        checkpoint = ResumableCheckpoint(run_dir / "checkpoints", run_dir / "history.csv", guard=guard)
         initial_epoch = checkpoint.restore(model)
+        if initial_epoch and train.lr_schedule == "constant":
+            # The checkpoint restored the optimizer's learning-rate variable too: the recipe's value
+            # wins (a diverged run resumed with --resume continues at its lowered rate).
+            model.optimizer.learning_rate = train.learning_rate
         if custom:
             initial_epoch = zloop.sync_from_chief(strategy, model, initial_epoch)
         timer = EpochTimer()
         monitor = "val_loss" if x_val is not None else "loss"
-        callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor)
+        callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor, guard)
         for callback in callbacks:
             if isinstance(callback, BestModelCheckpoint):
                 # A resumed run only replaces best.keras with a model better than all earlier epochs.
@@ -356,15 +406,49 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
                           callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
             wall = time.perf_counter() - start
         rows = checkpoint.rows
+        if guard.diverged:
+            stop_diverged(recipe, run_dir if scratch is None else None, guard, rows)
         run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss, splits=splits)
         if scratch is not None:
             run.dir = None  # this worker wrote no run directory: its scratch copy is deleted below
         return run
     finally:
+        held.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         if train.mixed_precision != "float32":
             keras.mixed_precision.set_global_policy("float32")
+
+
+#: The divergence rule's growth factor: a loss more than this many times max(|L₀|, 1) above its start L₀.
+DIVERGENCE_GROWTH = 1e3
+
+
+def stop_diverged(recipe: Recipe, run_dir: Path | None, guard: DivergenceGuard, rows: list) -> None:
+    """Marks a diverged run unfinished (metrics.json with the reason) and raises `TrainingDiverged`.
+
+    Its checkpoints end at the last epoch with a finite loss and best.keras holds the best
+    finite model; no model.keras is written.
+    """
+    good = rows[-1]["epoch"] if rows else 0
+    if run_dir is not None:
+        last = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
+        write_json(run_dir / "metrics.json", {
+            **last, "epochs": good, "finished": False,
+            "diverged": {"reason": guard.describe(), "epoch": guard.epoch, "batch": guard.batch,
+                         "start_loss": guard.start, "last_finite_epoch": good,
+                         "learning_rate": recipe.train.learning_rate,
+                         "rule": f"a non-finite loss, or one more than {guard.growth:g} x max(|start|, 1) above "
+                                 f"its start"}})
+    lr = recipe.train.learning_rate
+    where = run_dir if run_dir is not None else "the run"
+    kept = f"is kept at epoch {good} (checkpoints/, best.keras)" if good else "has no finite epoch to keep"
+    rerun = (f"rerun with --resume to continue from epoch {good}, or --overwrite to start again" if good
+             else "rerun with --resume (or --overwrite) to start again")
+    raise TrainingDiverged(
+        f"training diverged: {guard.describe()}; {where} {kept}. Lower train.learning_rate (now {lr:g}, e.g. "
+        f"--set train.learning_rate={lr / 10:g}) or set train.clipnorm, and {rerun}",
+        run_dir=run_dir, epoch=good, reason=guard.describe())
 
 
 def fit_recipe(recipe: Recipe, epochs: int | None = None, steps_per_epoch: int | None = None,
