@@ -100,6 +100,7 @@ def test_tiny_benchmark_writes_every_file_and_column(tmp_path, monkeypatch):
         return [Path(base) / Path(run_dir).name / "1"]
 
     monkeypatch.setattr(bench, "find_export", lambda: (fake_export, "Exported by the test's stand-in."))
+    monkeypatch.setattr("zoo.evaluation.mppca.MPPCA_TRAIN", 1000)  # the EM fit on 10,000 images takes a minute
     out = tmp_path / "bench"
     results = zoo.benchmark(["basic", "vae", "sparse"], out=out, command="zoo bench basic vae sparse (test)", **TINY)
 
@@ -111,8 +112,8 @@ def test_tiny_benchmark_writes_every_file_and_column(tmp_path, monkeypatch):
 
     with open(out / "results.csv", newline="") as f:
         rows = {r["name"]: r for r in csv.DictReader(f)}
-    # One PPCA reference per latent size of the variants: basic 64, vae 32, sparse 196.
-    assert set(rows) == {"basic", "vae", "sparse", "raw-pixels", "ppca-32", "ppca-64", "ppca-196"}
+    # One PPCA reference per latent size of the variants: basic 64, vae 32, sparse 196; a mixture with the smallest.
+    assert set(rows) == {"basic", "vae", "sparse", "raw-pixels", "ppca-32", "ppca-64", "ppca-196", "mppca-10"}
     columns = set(next(iter(rows.values())))
     for column in ("parameters", "epochs", "steps_per_epoch", "samples_seen", "train_seconds",
                    "train_samples_per_second", "latency_ms", "mse", "bce", "psnr", "psnr_gaussian_0.3",
@@ -121,6 +122,8 @@ def test_tiny_benchmark_writes_every_file_and_column(tmp_path, monkeypatch):
                    "active_units", "neg_elbo", "nll", "export"):
         assert column in columns, column
     assert rows["vae"]["nll"] and rows["ppca-32"]["nll"] and not rows["basic"]["nll"]
+    assert rows["mppca-10"]["code_size"] == "32" and rows["mppca-10"]["train_examples"] == "1000"
+    assert math.isfinite(float(rows["mppca-10"]["nll"])) and rows["mppca-10"]["nll_data"].startswith("grayscale")
     assert rows["sparse"]["rho"] == "0.05" and rows["basic"]["mean_activation"] == ""
     assert rows["basic"]["epochs"] == "1" and rows["basic"]["steps_per_epoch"] == "2"
     assert rows["sparse"]["samples_seen"] == str(2 * 256)  # the sparse recipe's batch is 256: budgets differ, said so
@@ -128,11 +131,12 @@ def test_tiny_benchmark_writes_every_file_and_column(tmp_path, monkeypatch):
     text = (out / "report.md").read_text()
     for needle in ("zoo bench basic vae sparse (test)", "## Machine", "### Budget and cost", "### Robustness",
                    "### Likelihood", "### Sparsity", "![Main metrics](figures/bars.png)", "figures/vae_samples.png",
-                   "Exported by the test's stand-in.", "| steps_per_epoch | 2 |"):
+                   "Exported by the test's stand-in.", "| steps_per_epoch | 2 |",
+                   "*mppca-K* is a mixture of K", "mppca-10: d = 32, 1,000 training examples"):
         assert needle in text, needle
     saved = json.loads((out / "results.json").read_text())
     assert saved["settings"]["nll_samples"] == 5 and saved["machine"]["logical CPUs"]
-    assert len(saved["rows"]) == len(results["rows"]) == 7
+    assert len(saved["rows"]) == len(results["rows"]) == 8
 
     # Rerunning reuses the finished runs and gives the same numbers.
     again = zoo.benchmark(["basic", "vae", "sparse"], out=out, export=False, **TINY)
@@ -145,7 +149,8 @@ def test_tiny_benchmark_writes_every_file_and_column(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers_after_retraining(tmp_path):
+def test_same_seed_same_numbers_after_retraining(tmp_path, monkeypatch):
+    monkeypatch.setattr("zoo.evaluation.mppca.MPPCA_TRAIN", 1000)
     settings = dict(TINY, export=False)
     first = zoo.benchmark(["basic"], out=tmp_path / "a", **settings)["rows"][0]
     second = zoo.benchmark(["basic"], out=tmp_path / "b", **settings)["rows"][0]

@@ -284,6 +284,21 @@ def bars_figure(rows, metrics, path) -> None:
 
 # The report.
 
+def mppca_sentence(refs) -> str:
+    """The references sentence's part on the `mppca-K` rows (empty without them)."""
+    mixtures = [r for r in refs if r.get("family") == "mppca"]
+    if not mixtures:
+        return ""
+    fits = "; ".join(f"{r['name']}: d = {r['code_size']}, {r['train_examples']:,} training examples, "
+                     f"{r['em_iterations']} EM iterations{'' if r['em_converged'] else ' (not converged)'}, "
+                     f"{r['fit_seconds']:g} s" for r in mixtures)
+    return (" *mppca-K* is a mixture of K such analysers with d latent dimensions each (Tipping & Bishop, 1999), "
+            "fitted by EM from a seeded k-means++ start on a seeded subsample of the training images "
+            f"({fits}); its reconstruction is V_k·E[z|x, k] + μ_k of the responsible component k, its code the "
+            "responsibility-weighted posterior means of all K components, and its NLL the exact "
+            "−log Σ_k π_k N(x; μ_k, V_kV_kᵀ + σ_k²I), in nats like PPCA's.")
+
+
 def write_report(path, results: dict) -> None:
     """Writes report.md from the results `zoo.bench.runner` assembled (see `benchmark.py`)."""
     rows = results["rows"]
@@ -335,7 +350,7 @@ def write_report(path, results: dict) -> None:
     if refs:
         out += ["References: *raw-pixels* runs the probes on the flattened image; *ppca-q* is probabilistic PCA "
                 "with q latent dimensions, fitted by closed-form maximum likelihood on the training images, its "
-                "code the posterior mean E[z|x] and its reconstruction W·E[z|x] + μ.", ""]
+                "code the posterior mean E[z|x] and its reconstruction W·E[z|x] + μ." + mppca_sentence(refs), ""]
     exports = results.get("exports", {})
     out += ["### Export", ""]
     if results.get("export_note"):

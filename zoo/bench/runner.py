@@ -127,7 +127,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
             row["export"] = exports.get(recipe.name, "skipped" if not export else "not available")
             rows.append(row)
             bar.advance(task)
-        bar.update(task, description="references: raw pixels, PPCA")
+        bar.update(task, description="references: raw pixels, PPCA, mixtures of PPCA")
         rows += reference_rows(sorted({r["code_size"] for r in rows}), data, settings, training_examples(source, seed))
         bar.advance(task)
     figures = {"variants": variant_figures}
@@ -257,8 +257,10 @@ def fit_or_reuse(recipe, run_dir: Path, fresh: bool):
 
 
 def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
-    """The raw-pixel row and one PPCA row per latent size of the benchmarked variants."""
+    """The raw-pixel row, one PPCA row per latent size of the benchmarked variants, and one
+    mixture-of-PPCA row per K in `MPPCA_COMPONENTS`, with the smallest of those latent sizes."""
     from zoo.evaluation.baselines import ppca_reference, raw_pixel_reference, sample_moments
+    from zoo.evaluation.mppca import MPPCA_COMPONENTS, mppca_reference
 
     with single_thread():  # numpy's BLAS threads fight TensorFlow's on a small machine
         rows = [raw_pixel_reference(data, settings)]
@@ -267,6 +269,9 @@ def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
         if code_sizes:
             moments = sample_moments(x_train)
             rows += [ppca_reference(q, data, settings, moments) for q in code_sizes]
+            # K components of q + 1 parameters' worth of points each at least, or the row means little.
+            rows += [mppca_reference(k, min(code_sizes), data, settings, x_train) for k in MPPCA_COMPONENTS
+                     if len(x_train) >= k * (min(code_sizes) + 1)]
     return rows
 
 

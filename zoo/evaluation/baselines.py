@@ -8,6 +8,9 @@ Two yardsticks, computed by the same evaluation code as the trained models
 - probabilistic PCA with the latent size of a trained model: the linear-Gaussian latent
   variable model, fitted in closed form, with an exact test log-likelihood.
 
+A third, the mixture of PPCA fitted by EM, lives in `zoo.evaluation.mppca` (`MixturePPCA`,
+`mppca_reference`).
+
 Example:
     >>> ppca = PPCA.fit(x_train, code_size=32)
     >>> ppca.log_likelihood(x_test).mean()      # nats per image, exact
