@@ -44,7 +44,8 @@ def describe_type(tp) -> str:
         names = [describe_type(a) for a in args if a is not type(None)]
         return " or ".join(names) + (" (or omitted)" if type(None) in args else "")
     if origin is tuple:
-        return f"a list of {describe_type(args[0]).removeprefix('an ').removeprefix('a ')}s"
+        items = [describe_type(a).removeprefix("an ").removeprefix("a ") for a in typing.get_args(args[0]) or args[:1]]
+        return "a list of " + " or ".join(f"{item}s" for item in items)
     return {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string",
             dict: "a table"}.get(tp, getattr(tp, "__name__", str(tp)))
 
@@ -93,6 +94,8 @@ def check_bounds(key: str, value, meta) -> None:
     if choices is not None and value not in choices:
         raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}. Received: {key}={value!r}")
     low, high = meta.get("low"), meta.get("high")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number. Received: {key}={value}")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
         raise ValueError(f"{key} must be an integer of at most {INT32_MAX} in size (TensorFlow's int32). "
                          f"Received: {key}={value}")
