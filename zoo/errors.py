@@ -68,10 +68,19 @@ _ADVICE = {
 }
 
 
+class NotEnoughSpace(OSError):
+    """A file system with less free space than a job needs (errno ENOSPC; its text says how much)."""
+
+
 def describe_os_error(exc: OSError) -> str:
-    """An `OSError` in one line: the path, the system's reason and what to do."""
-    reason = exc.strerror or first_line(exc)
-    if exc.errno is not None and exc.strerror is None:  # h5py and others put errno in the text
+    """An `OSError` in one line: the path, the system's reason and what to do.
+
+    The reason is the system's text for the error number (libraries such as h5py put their own
+    multi-line text there), except for the zoo's `NotEnoughSpace`, whose text gives the sizes.
+    """
+    if isinstance(exc, NotEnoughSpace) or exc.errno is None:
+        reason = exc.strerror or first_line(exc)
+    else:
         reason = os.strerror(exc.errno)
     path = exc.filename if exc.filename is not None else None
     where = f"{path}: " if path else ""

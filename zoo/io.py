@@ -22,7 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
-from zoo.errors import RunLocked
+from zoo.errors import NotEnoughSpace, RunLocked
 
 
 @contextlib.contextmanager
@@ -104,15 +104,16 @@ def exclusive_lock(directory, what: str = "directory"):
 
 
 def check_free_space(directory, needed_bytes: int, what: str) -> None:
-    """Raises OSError(ENOSPC) naming `directory` if its file system has less than `needed_bytes` free."""
+    """Raises `NotEnoughSpace` (an OSError, ENOSPC) naming `directory` if its file system has less
+    than `needed_bytes` free."""
     directory = Path(directory)
     probe = directory
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < needed_bytes:
-        raise OSError(errno.ENOSPC, f"{free / 2**20:.1f} MiB free, {what} needs about "
-                                    f"{needed_bytes / 2**20:.1f} MiB", str(directory))
+        raise NotEnoughSpace(errno.ENOSPC, f"{free / 2**20:.1f} MiB free, {what} needs about "
+                                           f"{needed_bytes / 2**20:.1f} MiB", str(directory))
 
 
 def pid_alive(pid: int) -> bool:

@@ -446,7 +446,7 @@ def test_cli_exports_a_keras_file(tmp_path, keras_file, capsys):
     (["{tmp}/missing"], ["No run directory or .keras file"]),
     (["{tmp}/empty"], ["is not a finished zoo run"]),
     (["{tmp}/notes.txt"], ["neither a zoo run directory nor a .keras file"]),
-    (["{tmp}/broken.keras"], ["is not a loadable zoo model"]),
+    (["{tmp}/broken.keras"], ["broken.keras is not a .keras model archive (truncated or corrupt"]),
     (["{tmp}/plain.keras"], ["is not a zoo model", "Sequential"]),
     (["{keras}", "--format", "pb"], ["format must be one of saved_model, tflite, onnx, all", "'pb'"]),
     (["{keras}", "--format", "tflite", "--quantize", "int4"], ["quantize must be one of", "'int4'"]),

@@ -1,6 +1,6 @@
 """Every malformed recipe and command line of the corpus: exit 2, one line, no traceback, nothing written.
 
-The corpus (corpus.py beside this file) is generated from the schema, so a key added to a config is
+The corpus (tests/fault_corpus.py) is generated from the schema, so a key added to a config is
 tried here without a new test. Most cases run `zoo.cli.main` in this process (fast); a sample
 runs the real `zoo` executable, where TensorFlow's start-up lines could also leak.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus import all_cases
+from fault_corpus import all_cases
 from zoo.cli import main
 
 CASES = all_cases()

@@ -24,7 +24,7 @@ from zoo.errors import TrainingDiverged
 from zoo.io import LOCK_FILE, exclusive_lock, write_json
 from zoo.training.callbacks import DivergenceGuard
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3
 RECIPE = f"""
 [model]
