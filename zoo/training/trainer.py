@@ -250,7 +250,7 @@ def _same_training(previous_toml: str, recipe: Recipe) -> bool:
     return same_recipe(previous_toml, recipe, ignoring=RESUMABLE_CHANGES)
 
 
-def needed_disk_bytes(model, recipe: Recipe) -> int:
+def needed_disk_bytes(model) -> int:
     """A bound on what a run writes: its checkpoints, best.keras and model.keras (each the weights
     and the optimizer's slots, float32) and room for the history, figures and logs."""
     variables = sum(int(np.prod(v.shape)) for v in model.weights)
@@ -314,8 +314,19 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
     same function; only the chief writes the run directory, the other workers write theirs to a
     temporary directory that is deleted at the end, and they start from the chief's state.
 
+    The chief holds the run directory's OS lock for the whole call (`zoo.io.exclusive_lock`), and
+    the divergence guard (`zoo.training.callbacks.DivergenceGuard`, `DIVERGENCE_GROWTH`) stops a
+    run whose loss diverged; docs/failures.md has the rules.
+
     Returns:
         A `Run` with the model, the history (all epochs, resumed ones included) and the directory.
+
+    Raises:
+        TrainingDiverged: the loss diverged; the run is kept at its last finite checkpoint and
+            marked `"finished": false` (a rerun needs `resume=True`).
+        RunLocked: another process is writing the run directory.
+        NotEnoughSpace: the run directory's disk cannot hold the run's files.
+        ValueError, DataError, RecipeError: a finished or different run in the way, bad data.
     """
     train = recipe.train
     setup_batch_shards(train.batch_shards, recipe.model.hparams.per_example_objective)  # CPU threads: no GPU only
@@ -346,7 +357,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             x_val = zloop.trim_to_replicas(x_val, replicas) if x_val is not None else None
         steps = train.steps_per_epoch or int(np.ceil(len(x_fit) / train.batch_size))
         model = build_model(recipe, strategy, steps * train.epochs, splits.input_shape, splits.preprocessing)
-        check_free_space(run_dir, needed_disk_bytes(model, recipe), "this run")
+        check_free_space(run_dir, needed_disk_bytes(model), "this run")
         write_text(run_dir / "recipe.toml", recipe.to_toml())
         guard = DivergenceGuard(DIVERGENCE_GROWTH)
         checkpoint = ResumableCheckpoint(run_dir / "checkpoints", run_dir / "history.csv", guard=guard)
