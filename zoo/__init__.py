@@ -2,8 +2,9 @@
 
 `import zoo` is light: recipes, the registry and the CLI work without TensorFlow, and the
 families (Keras classes) are imported on first use — by `zoo.build`, `zoo.fit`,
-`zoo.load_model`, `zoo.evaluate`, `zoo.export`, `zoo.benchmark` — or at once when Keras is
-already imported, so `keras.saving.load_model` finds them after `import keras, zoo`.
+`zoo.load_model`, `zoo.evaluate`, `zoo.export`, `zoo.benchmark` and the latent tools
+(`zoo.interpolate`, `zoo.traverse`, `zoo.latent_grid`) — or at once when
+Keras is already imported, so `keras.saving.load_model` finds them after `import keras, zoo`.
 
 Example:
     >>> import zoo
@@ -23,8 +24,8 @@ from zoo.registry import list_models, register  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Recipe", "RecipeError", "benchmark", "build", "evaluate", "export", "fit", "list_models",
-           "list_recipes", "load_model", "load_recipe", "register", "score"]
+__all__ = ["Recipe", "RecipeError", "benchmark", "build", "evaluate", "export", "fit", "interpolate", "latent_grid",
+           "list_models", "list_recipes", "load_model", "load_recipe", "register", "score", "traverse"]
 
 
 def build(family: str, /, **hparams):
@@ -61,6 +62,28 @@ def score(run, data=None, **kwargs):
     from zoo.anomaly.score import score as _score
 
     return _score(run, data, **kwargs)
+
+
+def interpolate(model, x_a, x_b, steps: int = 8, method=None):
+    """Decodes along the path between two codes (spherical for a Gaussian prior);
+    see `zoo.evaluation.latent.interpolate`."""
+    from zoo.evaluation.latent import interpolate as _interpolate
+
+    return _interpolate(model, x_a, x_b, steps=steps, method=method)
+
+
+def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, **kwargs):
+    """Decodes of x's code with one dimension at a time varied; see `zoo.evaluation.latent.traverse`."""
+    from zoo.evaluation.latent import traverse as _traverse
+
+    return _traverse(model, x, dims=dims, span=span, steps=steps, **kwargs)
+
+
+def latent_grid(model, n: int = 15, **kwargs):
+    """Decodes over a grid of a 2-D code space; see `zoo.evaluation.latent.latent_grid`."""
+    from zoo.evaluation.latent import latent_grid as _latent_grid
+
+    return _latent_grid(model, n=n, **kwargs)
 
 
 def benchmark(recipes=None, **kwargs):

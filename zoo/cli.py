@@ -276,6 +276,38 @@ def _bench_argv(args) -> list[str]:
     return argv + ["--fresh"] * args.fresh + ["--no-export"] * args.no_export
 
 
+@command("latent", "draw a latent-space figure of a finished run from its test split; prints the PNG written")
+def _latent(parser):
+    parser.add_argument("run", help="a run directory of `zoo fit` (holding model.keras and recipe.toml)")
+    parser.add_argument("--figure", required=True, metavar="FIGURE",
+                        help="interpolate (pairs of test examples; spherical for a Gaussian prior), traverse "
+                             "(one dimension at a time), grid (2-D codes only) or tsne (codes coloured by label)")
+    parser.add_argument("--out", metavar="FILE.png", help="the figure (default RUN/latent_<figure>.png)")
+    parser.add_argument("--steps", type=int,
+                        help="points per path (default 8), per dimension (7) or per grid axis (15)")
+    parser.add_argument("--dims", metavar="0,1,2", help="traverse: latent dimensions (default the first 8)")
+    parser.add_argument("--span", type=float,
+                        help="traverse: values in [-S, S] (default 3; prior standard deviations for a Gaussian "
+                             "prior); grid: the box [-S, S]²")
+    parser.add_argument("--examples", type=int, help="interpolate: pairs (default 4); tsne: test codes (2000); "
+                                                     "traverse, grid: test codes that set the spread or box (500)")
+
+    def run(args):
+        dims = None
+        if args.dims is not None:
+            try:
+                dims = [int(v) for v in args.dims.split(",") if v.strip()]
+            except ValueError:
+                raise ValueError(f"--dims takes comma-separated latent dimensions, e.g. 0,1,2. "
+                                 f"Received: {args.dims!r}") from None
+        from zoo.evaluation.latent import write_latent_figure
+
+        print(write_latent_figure(args.run, args.figure, out=args.out, steps=args.steps, dims=dims, span=args.span,
+                                  examples=args.examples))
+
+    return run
+
+
 # Commands that never import TensorFlow: they run without the start-up filter.
 LIGHT_COMMANDS = {"list"}
 

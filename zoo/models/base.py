@@ -10,6 +10,7 @@ hold: they call the hooks below, and each family overrides the ones it has.
     signature_inputs(x)           example inputs of every signature      vae
     evaluation_metrics(x, s)      {}                                     sparse (ρ̂), vae (NLL, ELBO, AU)
     figures(x, y)                 {}                                     vae (samples, interpolation)
+    latent_prior                  None (no prior over codes)             vae ("gaussian" for N(0, I))
     anomaly_score_names()         objective, mse, mae (+ bce in [0, 1])  vae (+ elbo, nll)
     anomaly_scores(x, name)       a named per-example score              vae (objective = elbo)
     anomaly_score(x)              the objective's reconstruction term    vae (−ELBO)
@@ -287,6 +288,13 @@ class Autoencoder(keras.Model):
         """The family's own figures of the test examples `x` (labels `y`): name → a dict with
         `kind` "grid" (`images`) or "rows" (`rows`, a list of (label, images)) and a `title`."""
         return {}
+
+    @property
+    def latent_prior(self) -> str | None:
+        """"gaussian" when codes have the isotropic prior p(z) = N(0, I), else None (no prior, or
+        one that is not isotropic). The latent tools (`zoo.evaluation.latent`) read it: spherical
+        interpolation, traversal in prior standard deviations, the grid through Φ⁻¹."""
+        return None
 
     @property
     def device_signatures(self) -> tuple:

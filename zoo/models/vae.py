@@ -444,6 +444,11 @@ class VariationalAutoencoder(Autoencoder):
         return self.decode(z)
 
     # Hooks of the consumers.
+    @property
+    def latent_prior(self) -> str | None:
+        """"gaussian" for prior = "normal"; None for the learned mixture and VampPrior, which are not isotropic."""
+        return "gaussian" if self.prior_name == "normal" else None
+
     def serving_signatures(self) -> dict:
         """The base signatures with encode → (mean, stddev) of q(z|x), and two more:
 
