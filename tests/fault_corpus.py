@@ -128,6 +128,16 @@ def _toml(text: str) -> dict:
 
 GOOD = tomli_w.dumps(_base("basic"))
 
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+IDX_RECIPE = GOOD.replace('dataset = "digits"', 'dataset = "fashion_mnist"\ndata_dir = "idx"').encode()
+
+
+def _idx_dir(suffix: str, content: bytes) -> dict:
+    """The recipe reading Fashion-MNIST from `idx/`, where every IDX file holds `content`."""
+    return {"r.toml": IDX_RECIPE, **{f"idx/{name}{suffix}": content for name in IDX_FILES}}
+
 #: Recipes broken as files: syntax, encodings, structure, names.
 FILE_CASES = [
     Case("syntax-unclosed-table", ("fit", "r.toml"), _toml("[model\nfamily = 'basic'\n"), "r.toml"),
@@ -163,25 +173,11 @@ FILE_CASES = [
          "x.npy"),
     Case("data-folder-empty", ("fit", "r.toml", "--data", "imgs"), {**_toml(GOOD), "imgs/readme.txt": b"no images"},
          "imgs"),
-    Case("idx-gzip-truncated", ("fit", "r.toml"),
-         {"r.toml": GOOD.replace('dataset = "digits"', 'dataset = "fashion_mnist"\ndata_dir = "idx"').encode(),
-          **{f"idx/{n}.gz": b"\x1f\x8b\x08\x00trunc" for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                                             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}},
-         "gzip"),
+    Case("idx-gzip-truncated", ("fit", "r.toml"), _idx_dir(".gz", b"\x1f\x8b\x08\x00trunc"), "gzip"),
     Case("idx-gzip-corrupt", ("fit", "r.toml"),
-         {"r.toml": GOOD.replace('dataset = "digits"', 'dataset = "fashion_mnist"\ndata_dir = "idx"').encode(),
-          **{f"idx/{n}.gz": b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(200))
-             for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}},
-         "gzip"),
-    Case("idx-not-idx", ("fit", "r.toml"),
-         {"r.toml": GOOD.replace('dataset = "digits"', 'dataset = "fashion_mnist"\ndata_dir = "idx"').encode(),
-          **{f"idx/{n}": b"hello world, not idx" for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}},
-         "IDX"),
-    Case("idx-dir-missing-files", ("fit", "r.toml"),
-         {"r.toml": GOOD.replace('dataset = "digits"', 'dataset = "fashion_mnist"\ndata_dir = "idx"').encode(),
-          "idx/readme": b""}, "idx"),
+         _idx_dir(".gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(200))), "gzip"),
+    Case("idx-not-idx", ("fit", "r.toml"), _idx_dir("", b"hello world, not idx"), "IDX"),
+    Case("idx-dir-missing-files", ("fit", "r.toml"), {"r.toml": IDX_RECIPE, "idx/readme": b""}, "idx"),
 ]
 
 #: Command lines broken as flags.
