@@ -23,7 +23,7 @@ import contextlib
 import os
 import sys
 
-from zoo.errors import debugging, failure
+from zoo.errors import debugging, failure, first_line
 from zoo.quiet import quiet_tensorflow
 from zoo.registry import Registry
 
@@ -114,7 +114,7 @@ def _export(parser):
                 try:
                     arrays[key] = np.load(file, allow_pickle=False)
                 except (OSError, ValueError) as e:
-                    raise ValueError(f"{file}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+                    raise ValueError(f"{file}: not a readable .npy array ({first_line(e)})") from None
         paths = export(args.path, base=args.base, format=args.format, quantize=args.quantize, name=args.name,
                        latency_runs=args.latency_runs, **arrays)
         print(describe(paths))

@@ -82,7 +82,7 @@ def describe_os_error(exc: OSError) -> str:
         reason = exc.strerror or first_line(exc)
     else:
         reason = os.strerror(exc.errno)
-    path = exc.filename if exc.filename is not None else None
+    path = exc.filename
     where = f"{path}: " if path else ""
     advice = _ADVICE.get(exc.errno)
     return f"{where}{reason}" + (f"; {advice}" if advice else "")

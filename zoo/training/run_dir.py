@@ -19,6 +19,8 @@ import json
 import tomllib
 from pathlib import Path
 
+from zoo.errors import first_line
+
 
 def _metrics(run_dir: Path) -> dict:
     try:
@@ -95,8 +97,7 @@ def load_finished_model(path: Path, compile: bool = True):
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as e:  # a corrupt member, an unknown class, a Lambda refused by safe_mode ...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path} is not a loadable zoo model: {first[:300]}") from None
+        raise ValueError(f"{path} is not a loadable zoo model: {first_line(e)[:300]}") from None
 
 
 #: A run's calibrated anomaly threshold (`zoo.anomaly.thresholds`), which exports bake into `detect`.
