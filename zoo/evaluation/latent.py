@@ -26,6 +26,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from zoo.evaluation.evaluate import batched
 from zoo.io import atomic_path
 
 METHODS = ("linear", "spherical")
@@ -96,19 +97,15 @@ class LatentGrid:
 
 # Codes.
 
-def _batched(fn, x, batch_size: int = 500) -> np.ndarray:
-    return np.concatenate([np.asarray(fn(x[s: s + batch_size]), np.float32) for s in range(0, len(x), batch_size)])
-
-
 def encode(model, x, batch_size: int = 500) -> np.ndarray:
     """The codes of the examples `x` (raw units), float32 (N, d), in batches."""
-    return _batched(model.encode, np.asarray(x, np.float32), batch_size)
+    return batched(model.encode, np.asarray(x, np.float32), batch_size).astype(np.float32, copy=False)
 
 
 def decode(model, z, batch_size: int = 500) -> np.ndarray:
     """The decodes of codes `z` (..., d), in the data's raw units, shape (..., *input_shape)."""
     z = np.asarray(z, np.float32)
-    flat = _batched(model.decode, z.reshape(-1, z.shape[-1]), batch_size)
+    flat = batched(model.decode, z.reshape(-1, z.shape[-1]), batch_size).astype(np.float32, copy=False)
     return flat.reshape(z.shape[:-1] + flat.shape[1:])
 
 
