@@ -127,6 +127,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def remove_path(path: Path, ignore_errors: bool = False) -> None:
+    """Deletes a file or a link, or a directory with its tree (`ignore_errors`: a tree's errors, a missing file)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    else:
+        path.unlink(missing_ok=ignore_errors)
+
+
 def remove_dead_temporaries(directory, prefix: str) -> list[Path]:
     """Deletes the entries of `directory` named `<prefix><pid>…` whose process is gone; returns them.
 
@@ -138,9 +146,6 @@ def remove_dead_temporaries(directory, prefix: str) -> list[Path]:
     for entry in directory.glob(f"{prefix}*") if directory.is_dir() else ():
         pid = re.match(r"\d+", entry.name[len(prefix):])
         if pid and not pid_alive(int(pid.group())):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+            remove_path(entry, ignore_errors=True)
             removed.append(entry)
     return removed

@@ -35,8 +35,8 @@ from zoo.configs.recipe import Recipe, check_model_for_data
 from zoo.training.run_dir import diverged_at, run_state, same_recipe
 from zoo.registry import Registry
 from zoo.errors import TrainingDiverged
-from zoo.io import (LOCK_FILE, atomic_path, check_free_space, exclusive_lock, remove_dead_temporaries, write_json,
-                    write_text)
+from zoo.io import (LOCK_FILE, atomic_path, check_free_space, exclusive_lock, remove_dead_temporaries, remove_path,
+                    write_json, write_text)
 from zoo.training.optimizers import FusedAdam
 from zoo.training.sharding import batch_shards_here, setup_batch_shards
 
@@ -223,12 +223,8 @@ def prepare_run_dir(recipe: Recipe, out, resume: bool, overwrite: bool) -> Path:
         ignoring = RESUMABLE_CHANGES + (DIVERGED_CHANGES if state == "diverged" else ())
         if overwrite:
             for entry in run_dir.iterdir():
-                if entry.name == LOCK_FILE:
-                    continue
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+                if entry.name != LOCK_FILE:
+                    remove_path(entry)
         elif previous is not None and not same_recipe(previous, recipe, ignoring=ignoring):
             changes = ", ".join(f"train.{k}" for k in ignoring)
             raise ValueError(f"{run_dir} holds a run of a different recipe (resuming it may change only {changes}): "
