@@ -11,12 +11,16 @@ hold: they call the hooks below, and each family overrides the ones it has.
     evaluation_metrics(x, s)      {}                                     sparse (ρ̂), vae (NLL, ELBO, AU)
     figures(x, y)                 {}                                     vae (samples, interpolation)
     latent_prior                  None (no prior over codes)             vae ("gaussian" for N(0, I))
+    training_noise                None (trained on clean inputs)         denoising (its noise table)
     anomaly_score_names()         objective, mse, mae (+ bce in [0, 1])  vae (+ elbo, nll)
     anomaly_scores(x, name)       a named per-example score              vae (objective = elbo)
     anomaly_score(x)              the objective's reconstruction term    vae (−ELBO)
     feature_scores(x, name)       per-feature scores                     vae (−log p(x_d | z = μ))
     reconstruct(x)                x̂ = G(F(x)), in the input's units      vae (mean of p(x | z = μ))
     output_mean(logits)           sigmoid, or identity when standardized vae (the likelihood's mean)
+    takes_labels                  False (inputs are examples only)       cvae (True: x with class labels y)
+    inputs_of(x, y=None)          x (labels ignored)                     cvae ({"x": x, "label": y}, checked)
+    codes_of(z, y=None)           z (labels ignored)                     cvae ({"code": z, "label": y}, checked)
 
 Units. A model built with `preprocessing` (`zoo.layers.preprocessing`) takes raw inputs and
 returns raw outputs: `encode`, `decode`, `reconstruct`, `call` and the serving signatures apply
@@ -24,6 +28,16 @@ x' = normalize(x) on the way in and its inverse on the way out. The objective, t
 scores and the per-feature scores are computed in the model's units x' (pixels in [0, 1],
 standardized columns), so features are comparable and the built-in datasets (no preprocessing)
 behave as before.
+
+Labels. A consumer never feeds a model bare examples: it calls `model.inputs_of(x, y)` for what
+`call`, `forward`, `encode`, `reconstruct`, `anomaly_scores`, `feature_scores` and
+`evaluation_metrics` take for examples x with labels y (None when the data has none), and
+`model.codes_of(z, y)` for what `decode` takes. Both return x and z themselves here, so an
+unconditional model is fed exactly as before; a conditional one (`takes_labels`) checks y and
+returns a dict, and refuses data without labels in one line. The trainer's pipeline, the
+evaluation, the latent tools, anomaly scoring and the benchmark's figures pass the split's labels
+this way; export asks `signature_inputs(x)`, where a conditional family supplies labels itself.
+A model that takes a dict names its serving signatures' inputs like the dict's keys.
 """
 
 from __future__ import annotations
@@ -290,11 +304,34 @@ class Autoencoder(keras.Model):
         return {}
 
     @property
+    def training_noise(self) -> dict | None:
+        """The corruption the model was trained to undo, a noise table {"kind", "stddev" | "rate"}
+        (`zoo.configs.noises`), or None; the benchmark compares each model on its own noise with
+        the plain baseline (`zoo.bench.questions`)."""
+        return None
+
+    @property
     def latent_prior(self) -> str | None:
         """"gaussian" when codes have the isotropic prior p(z) = N(0, I), else None (no prior, or
         one that is not isotropic). The latent tools (`zoo.evaluation.latent`) read it: spherical
         interpolation, traversal in prior standard deviations, the grid through Φ⁻¹."""
         return None
+
+    @property
+    def takes_labels(self) -> bool:
+        """Whether the model's inputs carry class labels (a conditional model); then `inputs_of`
+        and `codes_of` need the examples' labels."""
+        return False
+
+    def inputs_of(self, x, y=None):
+        """What `call`, `forward`, `encode`, `reconstruct`, `anomaly_scores`, `feature_scores` and
+        `evaluation_metrics` take for the examples `x` with labels `y` (None: no labels): x here,
+        the labels ignored."""
+        return x
+
+    def codes_of(self, z, y=None):
+        """What `decode` takes for the codes `z` of examples with labels `y`: z here, the labels ignored."""
+        return z
 
     @property
     def device_signatures(self) -> tuple:
