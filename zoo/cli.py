@@ -194,6 +194,14 @@ def _bench(parser):
     parser.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a [data] setting for --data (repeatable), e.g. --data-set window=52")
     parser.add_argument("--epochs", type=int, help="epochs of every variant (default 10; 5 with --task anomaly)")
+    parser.add_argument("--budget", metavar="RULE",
+                        help="the training rule of every variant instead of --epochs: epochs=N, converged (early "
+                             "stopping on validation loss, patience 5, cap 100 epochs), converged=CAP, or time=MIN "
+                             "(minutes of training per variant)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="training seeds per variant (seed, seed+1, ...); the report gives mean ± sd")
+    parser.add_argument("--baseline", default="basic", metavar="RECIPE",
+                        help="the variant noise-trained variants are compared with on their own noise (default basic)")
     parser.add_argument("--steps-per-epoch", type=int, help="steps per epoch of every variant (short runs)")
     parser.add_argument("--out", help="output directory (default bench; bench-anomaly with --task anomaly)")
     parser.add_argument("--nll-samples", type=int, metavar="K",
@@ -224,6 +232,8 @@ def _bench(parser):
             if args.data is not None or args.data_set:
                 raise ValueError("--data and --data-set apply to --task reconstruction; --task anomaly uses "
                                  "Fashion-MNIST, the breast-cancer table and the CO2 series")
+            if args.budget is not None or args.seeds != 1:
+                raise ValueError("--budget and --seeds apply to --task reconstruction; --task anomaly takes --epochs")
             anomaly_benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                               out=args.out, seed=args.seed, classes=classes,
                               nll_samples=args.nll_samples, tasks=args.datasets, fresh=args.fresh,
@@ -231,9 +241,14 @@ def _bench(parser):
         else:
             if args.classes is not None or args.datasets is not None:
                 raise ValueError("--classes and --datasets apply to --task anomaly")
+            from zoo.bench.budgets import parse_budget
             from zoo.bench.runner import benchmark
 
-            benchmark(args.recipes or None, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, out=args.out,
+            if args.budget is not None and args.epochs_given:
+                raise ValueError("give --epochs or --budget, not both (--budget epochs=N is --epochs N)")
+            budget = parse_budget(args.budget if args.budget is not None else f"epochs={args.epochs}")
+            benchmark(args.recipes or None, budget=budget, seeds=args.seeds, baseline=args.baseline,
+                      steps_per_epoch=args.steps_per_epoch, out=args.out,
                       nll_samples=args.nll_samples, nll_examples=args.nll_examples,
                       probe_train_size=args.probe_train_size, seed=args.seed, fresh=args.fresh,
                       export=not args.no_export, command=shlex.join(_bench_argv(args)), data=args.data,
@@ -246,6 +261,8 @@ def _bench(parser):
 def _bench_defaults(args) -> None:
     """Fills the `zoo bench` options whose defaults depend on --task."""
     anomaly = getattr(args, "task", "reconstruction") == "anomaly"
+    if not hasattr(args, "epochs_given"):
+        args.epochs_given = getattr(args, "epochs", None) is not None
     for key, plain, one_class in (("epochs", 10, 5), ("out", "bench", "bench-anomaly"), ("nll_samples", 1000, 10)):
         if getattr(args, key, None) is None:
             setattr(args, key, one_class if anomaly else plain)
@@ -266,7 +283,12 @@ def _bench_argv(args) -> list[str]:
         argv += ["--out", args.out, "--nll-samples", str(args.nll_samples), "--seed", str(args.seed),
                  "--classes", args.classes, "--datasets", ",".join(args.datasets)]
         return argv + ["--fresh"] * args.fresh
-    argv = ["zoo", "bench", *args.recipes, "--epochs", str(args.epochs)]
+    budget = ["--budget", args.budget] if getattr(args, "budget", None) is not None else ["--epochs", str(args.epochs)]
+    argv = ["zoo", "bench", *args.recipes, *budget]
+    if getattr(args, "seeds", 1) != 1:
+        argv += ["--seeds", str(args.seeds)]
+    if getattr(args, "baseline", "basic") != "basic":
+        argv += ["--baseline", args.baseline]
     if args.data is not None:
         argv += ["--data", args.data] + [a for s in args.data_set for a in ("--data-set", s)]
     if args.steps_per_epoch is not None:

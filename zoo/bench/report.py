@@ -40,6 +40,8 @@ COLUMNS = {
     "neg_elbo": ("−ELBO nats", ".2f"), "nll": ("NLL nats", ".2f"), "nll_samples": ("k", "d"),
     "nll_examples": ("NLL images", "d"), "nll_data": ("likelihood of", "s"), "sigma2": ("σ²", ".5f"),
     "eval_seconds": ("eval s", ".1f"), "export": ("export", "s"), "run": ("run", "s"),
+    "budget": ("budget", "s"), "stop": ("stopped by", "s"), "seeds": ("seeds", "d"),
+    "tflite_bytes": ("TFLite bytes", ","),
 }
 MAIN_COLUMNS = ("name", "code_size", "parameters", "mse", "psnr", "robust_psnr_mean", "probe_accuracy",
                 "knn_accuracy", "nll")
@@ -75,7 +77,11 @@ def markdown_table(rows, columns) -> str:
 
 
 def _cell(row, column) -> str:
-    text = fmt(row.get(column), COLUMNS.get(column, ("", "s"))[1])
+    spec = COLUMNS.get(column, ("", "s"))[1]
+    text = fmt(row.get(column), spec)
+    sd = row.get(f"{column}_sd")
+    if isinstance(sd, float) and not math.isnan(sd):  # several seeds: mean ± standard deviation
+        text = f"{text} ± {fmt(sd, spec.replace(',', '') if spec in (',', ',.0f') else spec)}"
     if column == "name" and row.get("kind") == "reference":
         return f"*{text}*"
     return text.replace("|", "\\|")
@@ -282,6 +288,43 @@ def bars_figure(rows, metrics, path) -> None:
     _save(fig, path)
 
 
+def pareto_figure(rows, path, quality: str = "psnr", label: str = "PSNR dB (clean)") -> bool:
+    """Quality against cost, one panel per cost (parameters, inference latency), the models that no
+    other model beats on both (`zoo.bench.questions.pareto_front`) joined by a line and named;
+    error bars are the quality's standard deviation over seeds. False (nothing drawn) when fewer
+    than two models have the quality."""
+    from zoo.bench.questions import pareto_front
+
+    models = [r for r in rows if r.get("kind") == "model" and isinstance(r.get(quality), (int, float))
+              and np.isfinite(r[quality])]
+    if len(models) < 2:
+        return False
+    plt = _pyplot()
+    costs = [(c, name) for c, name in (("parameters", "parameters"), ("latency_ms", "inference ms per batch"))
+             if all(isinstance(r.get(c), (int, float)) for r in models)]
+    fig, axes = plt.subplots(1, len(costs), figsize=(5.2 * len(costs), 4.2), squeeze=False)
+    for ax, (cost, cost_label) in zip(axes.flat, costs):
+        x = np.array([float(r[cost]) for r in models])
+        y = np.array([float(r[quality]) for r in models])
+        err = np.array([float(r.get(f"{quality}_sd") or 0.0) for r in models])
+        ax.errorbar(x, y, yerr=err, fmt="o", color="#4477aa", ecolor="#999999", capsize=2, markersize=4)
+        front = pareto_front(zip(x, y))
+        ax.plot(x[front], y[front], "-", color="#cc6677", linewidth=1.2, label="Pareto front")
+        for i, r in enumerate(models):
+            ax.annotate(r["name"], (x[i], y[i]), fontsize=6, xytext=(3, 3), textcoords="offset points",
+                        color="#cc6677" if i in front else "#444444")
+        if cost == "parameters":
+            ax.set_xscale("log")
+        ax.set_xlabel(cost_label + (" (log)" if cost == "parameters" else ""), fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{label} against cost; higher and further left is better", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
 # The report.
 
 def mppca_sentence(refs) -> str:
@@ -314,16 +357,23 @@ def write_report(path, results: dict) -> None:
     if results.get("skipped"):
         out += ["Left out, as their model cannot take this data: " + "; ".join(
             f"{k['name']} ({k['reason']})" for k in results["skipped"]) + ".", ""]
+    if results.get("questions"):
+        out += ["## Which autoencoder for what", "",
+                f"Computed from the tables below ({_budget_phrase(results)}). A difference is *larger than the "
+                "spread* when the two variants' intervals (mean ± one standard deviation over seeds) do not "
+                "overlap.", "", results["questions"], ""]
     out += ["## Results", "",
-            "Every variant was trained from the same seed on the same data, with the budget in "
-            "the next table; nothing was selected after the fact. *Italic* rows are references computed by the "
-            "same evaluation code. Higher is better except for MSE, BCE, NLL and −ELBO.", "",
+            f"Every variant was trained on the same data with the same budget ({_budget_phrase(results)}); "
+            "nothing was selected after the fact. *Italic* rows are references computed by the "
+            "same evaluation code. Higher is better except for MSE, BCE, NLL and −ELBO."
+            + (" Values are mean ± standard deviation over the seeds." if s.get("seeds", 1) > 1 else ""), "",
             markdown_table(rows, ("name", "family", "code_size", "mse", "bce", "psnr", "robust_psnr_mean",
                                   "probe_accuracy", "knn_accuracy")), ""]
     out += ["### Budget and cost", "",
-            markdown_table(models, ("name", "parameters", "epochs", "steps_per_epoch", "batch_size", "samples_seen",
-                                    "seed", "train_seconds", "train_samples_per_second", "timed_epochs",
-                                    "latency_ms", "latency_batch_size", "eval_seconds")), "",
+            markdown_table(models, ("name", "parameters", "budget", "epochs", "stop", "seeds", "steps_per_epoch",
+                                    "batch_size", "samples_seen", "seed", "train_seconds",
+                                    "train_samples_per_second", "timed_epochs", "latency_ms", "latency_batch_size",
+                                    "eval_seconds")), "",
             "Throughput is steady-state (first epoch excluded) when more than one epoch ran; with "
             "`timed epochs` = 1 it includes tracing and compilation. Latency is the median of 20 compiled "
             "inference calls on one batch. The machine was shared with other jobs, so times are indicative.", ""]
@@ -360,7 +410,7 @@ def write_report(path, results: dict) -> None:
     out.append("")
     if figures:
         out += ["## Figures", ""]
-        for key, title in (("bars", "Main metrics"), ("curves", "Training curves"),
+        for key, title in (("pareto", "Quality against cost"), ("bars", "Main metrics"), ("curves", "Training curves"),
                            ("codes", "Codes of the test set, first two principal components, coloured by class")):
             if key in figures:
                 out += [f"### {title}", "", f"![{title}]({figures[key]})", ""]
@@ -374,6 +424,12 @@ def write_report(path, results: dict) -> None:
     out += ["", "Files: `results.json` (everything above), `results.csv` (one row per variant), `runs/` (the run "
             "directories, each with its evaluation.json).", ""]
     write_text(path, "\n".join(out))
+
+
+def _budget_phrase(results: dict) -> str:
+    s = results["settings"]
+    seeds = s.get("seeds", 1)
+    return f"budget {s.get('budget', str(s.get('epochs')) + ' epochs')}, {seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def relative(path, base) -> str:

@@ -35,6 +35,10 @@ from pathlib import Path
 import numpy as np
 
 import zoo.bench.report as report
+from zoo.bench.aggregate import aggregate_seeds
+from zoo.bench.budgets import Budget, parse_budget
+from zoo.bench.questions import answers_markdown
+from zoo.checks import check_int
 from zoo.evaluation.evaluate import (CORRUPTIONS, EvalSettings, corruption_column, evaluate_model, evaluation_source,
                                     load_run, prepare_data, single_thread)
 from zoo.io import write_json, write_text
@@ -47,7 +51,8 @@ PROJECTED_CODES = 2000
 
 
 def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None, out="bench",
-              nll_samples: int = 1000, *, seed: int = 0, probe_train_size: int = 10_000, nll_examples: int = 0,
+              nll_samples: int = 1000, *, seed: int = 0, seeds: int = 1, budget=None, baseline: str = "basic",
+              probe_train_size: int = 10_000, nll_examples: int = 0,
               eval_examples: int = 0, export: bool = True, fresh: bool = False, command: str | None = None,
               progress: bool = True, data: str | None = None, data_settings=()) -> dict:
     """Trains, evaluates and exports every recipe with one budget, and writes the report.
@@ -55,11 +60,17 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     Args:
         recipes: recipe names or paths (default: the shipped recipes of the Fashion-MNIST
             benchmark, or with `data` every shipped recipe whose model can take that data).
-        epochs: epochs of every variant.
+        epochs: epochs of every variant (the budget "epochs=N" when `budget` is None).
         steps_per_epoch: steps per epoch of every variant (None: whole passes over the data).
         out: the output directory.
         nll_samples: k of the VAEs' importance-sampled NLL.
-        seed: `train.seed` of every variant, and the evaluation seed.
+        seed: `train.seed` of every variant's first seed, and the evaluation seed.
+        seeds: training seeds per variant, seed, seed + 1, ...; with more than one, every metric
+            is the mean over them with its standard deviation (`zoo.bench.aggregate`), runs go
+            to <out>/runs/<recipe>/seed-<s>, and the figures and exports are the first seed's.
+        budget: the training rule of every variant (`zoo.bench.budgets`): "epochs=N",
+            "converged", "converged=CAP" or "time=MIN", or a `Budget`.
+        baseline: the variant the report compares noise-trained variants with on their own noise.
         probe_train_size: training images whose codes train the probes.
         nll_examples: test images for the NLL (0: all).
         eval_examples: test images for the other metrics (0: all).
@@ -89,8 +100,12 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         raise ValueError(f"--out {out} is a file; choose a directory")
     settings = EvalSettings(nll_samples=nll_samples, nll_examples=nll_examples, eval_examples=eval_examples,
                             probe_train_size=probe_train_size, seed=seed)
-    loaded = load_recipes(recipes, epochs, steps_per_epoch, seed, data, data_settings)
-    command = command or _python_command(recipes, epochs, steps_per_epoch, out, nll_samples)
+    budget = parse_budget(budget) if isinstance(budget, str) else budget or parse_budget(f"epochs={epochs}")
+    check_int("seeds", seeds, 1)
+    seed_list = [seed + i for i in range(seeds)]
+    by_seed = {s: load_recipes(recipes, budget, steps_per_epoch, s, data, data_settings) for s in seed_list}
+    loaded = by_seed[seed]
+    command = command or _python_command(recipes, budget, steps_per_epoch, out, nll_samples, seeds)
     console = Console(quiet=not progress, width=None if sys.stdout.isatty() else 150)
 
     d = loaded[0].data
@@ -102,17 +117,26 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     figures_dir = out / "figures"
     export_fn, export_note = find_export()
     rows, exports, histories, projections, variant_figures = [], {}, {}, {}, {}
+    rows_by_seed = {s: [] for s in seed_list}
     with progress_bar(console) as bar:
-        task = bar.add_task("benchmark", total=len(loaded) + 1)
-        for recipe in loaded:
-            run_dir = out / "runs" / recipe.name
+        task = bar.add_task("benchmark", total=len(loaded) * seeds + 1)
+        for index, recipe in enumerate(loaded):
+            for other in seed_list[1:]:  # the later seeds: trained and scored, their rows averaged
+                seeded = by_seed[other][index]
+                run_dir = out / "runs" / recipe.name / f"seed-{other}"
+                bar.update(task, description=f"{recipe.name} seed {other}: training")
+                model, metrics, reused = fit_or_reuse(seeded, run_dir, fresh)
+                bar.update(task, description=f"{recipe.name} seed {other}: evaluating")
+                rows_by_seed[other].append(score_run(model, seeded, metrics, data, settings, budget, run_dir, out,
+                                                     reused)[0])
+                del model
+                release_memory()
+                bar.advance(task)
+            run_dir = out / "runs" / recipe.name / (f"seed-{seed}" if seeds > 1 else "")
             bar.update(task, description=f"{recipe.name}: training")
             model, metrics, reused = fit_or_reuse(recipe, run_dir, fresh)
             bar.update(task, description=f"{recipe.name}: evaluating")
-            row, codes = evaluate_model(model, recipe, metrics, data, settings)
-            row["run"] = report.relative(run_dir, out)
-            row["reused_run"] = reused
-            write_json(run_dir / "evaluation.json", {**row, "run": str(run_dir), "settings": settings.to_dict()})
+            row, codes = score_run(model, recipe, metrics, data, settings, budget, run_dir, out, reused)
             bar.update(task, description=f"{recipe.name}: figures")
             variant_figures[recipe.name] = {k: report.relative(p, out)
                                             for k, p in variant_plots(model, recipe.name, data, figures_dir).items()}
@@ -124,9 +148,11 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
             if export and export_fn is not None:
                 bar.update(task, description=f"{recipe.name}: exporting")
                 exports[recipe.name] = run_export(export_fn, run_dir, out / "saved_models")
+                row["tflite_bytes"] = tflite_bytes(out / "saved_models" / recipe.name)
             row["export"] = exports.get(recipe.name, "skipped" if not export else "not available")
-            rows.append(row)
+            rows_by_seed[seed].append(row)
             bar.advance(task)
+        rows = aggregate_seeds([rows_by_seed[s] for s in seed_list]) if seeds > 1 else rows_by_seed[seed]
         bar.update(task, description="references: raw pixels, PPCA, mixtures of PPCA")
         rows += reference_rows(sorted({r["code_size"] for r in rows}), data, settings, training_examples(source, seed))
         bar.advance(task)
@@ -135,6 +161,8 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     report.curves_figure(histories, figures_dir / "curves.png")
     report.bars_figure(rows, MAIN_METRICS, figures_dir / "bars.png")
     figures.update({"codes": "figures/codes.png", "curves": "figures/curves.png", "bars": "figures/bars.png"})
+    if report.pareto_figure(rows, figures_dir / "pareto.png"):
+        figures["pareto"] = "figures/pareto.png"
     results = {
         "command": command,
         "started": started,
@@ -142,13 +170,16 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         "skipped": skipped,
         "settings": {"recipes": [r.name for r in loaded], "dataset": d.path or d.dataset, "data_source": source.source,
                      "data_kind": data.kind,
-                     "epochs": epochs, "steps_per_epoch": steps_per_epoch or "whole epochs", "train_seed": seed,
+                     "budget": budget.describe(), "budget_spec": budget.spec(), "seeds": seeds,
+                     "train_seeds": seed_list, "baseline": baseline,
+                     "steps_per_epoch": steps_per_epoch or "whole epochs", "train_seed": seed,
                      **settings.to_dict()},
         "machine": machine,
         "rows": rows,
         "exports": exports,
         "export_note": export_note if export else "Export skipped (--no-export).",
         "figures": figures,
+        "questions": answers_markdown(rows, baseline),
     }
     if hasattr(os, "getloadavg"):
         machine["load average at end (1, 5, 15 min)"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -159,15 +190,16 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     return results
 
 
-def load_recipes(recipes, epochs, steps_per_epoch, seed, data=None, data_settings=()) -> list:
-    """The recipes with the shared budget and seed applied (and the shared data, if given); every
-    problem is raised before training."""
+def load_recipes(recipes, budget, steps_per_epoch, seed, data=None, data_settings=()) -> list:
+    """The recipes with the shared budget (a `Budget`, or a number of epochs) and seed applied
+    (and the shared data, if given); every problem is raised before training."""
     from zoo.configs.recipe import data_config, load_recipe
 
     names = list(recipes) if recipes else default_recipes(data is not None)
     if not names:
         raise ValueError("No recipes to benchmark")
-    overrides = [f"train.epochs={epochs}", f"train.seed={seed}"]
+    budget = budget if isinstance(budget, Budget) else parse_budget(f"epochs={budget}")
+    overrides = [*budget.overrides(), f"train.seed={seed}"]
     if steps_per_epoch is not None:
         overrides.append(f"train.steps_per_epoch={steps_per_epoch}")
     loaded = [load_recipe(name, overrides=overrides) for name in names]
@@ -254,6 +286,23 @@ def fit_or_reuse(recipe, run_dir: Path, fresh: bool):
         warnings.filterwarnings("ignore", message=r"batch_shards = \d+: TensorFlow was already running")
         run = fit_recipe(recipe, out=run_dir, overwrite=overwrite, verbose=0)
     return run.model, dict(run.metrics), False
+
+
+def score_run(model, recipe, metrics, data, settings, budget, run_dir: Path, out: Path, reused: bool):
+    """(row, test codes) of one trained run, with its budget and why it stopped; writes its evaluation.json."""
+    row, codes = evaluate_model(model, recipe, metrics, data, settings)
+    row.update({"budget": budget.spec(), "stop": budget.stop_reason(int(row["epochs"])), "run": report.relative(
+        run_dir, out), "reused_run": reused})
+    if model.training_noise:
+        row["train_noise"] = model.training_noise
+    write_json(run_dir / "evaluation.json", {**row, "run": str(run_dir), "settings": settings.to_dict()})
+    return row, codes
+
+
+def tflite_bytes(export_dir: Path) -> int | None:
+    """The size of the float32 TFLite file an export wrote under `export_dir`, or None."""
+    files = sorted(export_dir.glob("tflite/*_float32.tflite"))
+    return files[0].stat().st_size if files else None
 
 
 def reference_rows(code_sizes, data, settings, x_train) -> list[dict]:
@@ -383,9 +432,9 @@ def _memory_gb():
     return None
 
 
-def _python_command(recipes, epochs, steps_per_epoch, out, nll_samples) -> str:
-    return (f"zoo.bench.runner(recipes={list(recipes) if recipes else None!r}, epochs={epochs}, "
-            f"steps_per_epoch={steps_per_epoch}, out={str(out)!r}, nll_samples={nll_samples})")
+def _python_command(recipes, budget, steps_per_epoch, out, nll_samples, seeds) -> str:
+    return (f"zoo.benchmark(recipes={list(recipes) if recipes else None!r}, budget={budget.spec()!r}, "
+            f"seeds={seeds}, steps_per_epoch={steps_per_epoch}, out={str(out)!r}, nll_samples={nll_samples})")
 
 
 def progress_bar(console):
