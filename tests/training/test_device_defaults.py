@@ -113,3 +113,41 @@ def test_gpus_are_listed_before_the_runtime_starts():
                                                check=True).stdout.split()
     expected = ["1", "2"] if (gpus, cores) == ("0", "2") else ["0", "0"]
     assert [intra, inter] == expected
+
+
+# The strategies' devices: the first GPU for one_device, every GPU for mirrored, when TensorFlow lists GPUs.
+def _stub_gpus(monkeypatch, n):
+    real = tf.config.list_logical_devices
+
+    def listed(device_type=None):
+        if device_type == "GPU":
+            return [tf.config.LogicalDevice(f"/job:localhost/replica:0/task:0/device:GPU:{i}", "GPU") for i in range(n)]
+        return real(device_type)
+
+    monkeypatch.setattr(tf.config, "list_logical_devices", listed)
+    monkeypatch.setattr(trainer, "_MIRRORED", {})  # strategies over stubbed devices stay out of the process's cache
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_one_device_takes_the_first_gpu_when_one_is_listed(monkeypatch, gpus):
+    _stub_gpus(monkeypatch, gpus)
+    (device,) = trainer.make_strategy("one_device").extended.worker_devices
+    assert device == "/job:localhost/replica:0/task:0/device:GPU:0"
+
+
+def test_one_device_takes_the_cpu_without_gpus(monkeypatch):
+    _stub_gpus(monkeypatch, 0)
+    (device,) = trainer.make_strategy("one_device").extended.worker_devices
+    assert device.endswith("CPU:0")
+
+
+def test_mirrored_takes_every_gpu_and_no_cpu_when_gpus_are_listed(monkeypatch):
+    _stub_gpus(monkeypatch, 2)
+    strategy = trainer.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    assert [d.rsplit("/", 1)[-1] for d in strategy.extended.worker_devices] == ["device:GPU:0", "device:GPU:1"]
+
+
+def test_auto_is_the_default_strategy_on_one_gpu(monkeypatch):
+    _stub_gpus(monkeypatch, 1)
+    assert trainer.make_strategy("auto") is tf.distribute.get_strategy()
