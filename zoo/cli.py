@@ -200,7 +200,7 @@ def _bench(parser):
                              "(minutes of training per variant)")
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="training seeds per variant (seed, seed+1, ...); the report gives mean ± sd")
-    parser.add_argument("--baseline", default="basic", metavar="RECIPE",
+    parser.add_argument("--baseline", default=BENCH_BASELINE, metavar="RECIPE",
                         help="the variant noise-trained variants are compared with on their own noise (default basic)")
     parser.add_argument("--steps-per-epoch", type=int, help="steps per epoch of every variant (short runs)")
     parser.add_argument("--out", help="output directory (default bench; bench-anomaly with --task anomaly)")
@@ -258,6 +258,10 @@ def _bench(parser):
     return run
 
 
+#: The recipe `zoo bench` compares noise-trained variants with on their own noise.
+BENCH_BASELINE = "basic"
+
+
 def _bench_defaults(args) -> None:
     """Fills the `zoo bench` options whose defaults depend on --task."""
     anomaly = getattr(args, "task", "reconstruction") == "anomaly"
@@ -287,7 +291,7 @@ def _bench_argv(args) -> list[str]:
     argv = ["zoo", "bench", *args.recipes, *budget]
     if getattr(args, "seeds", 1) != 1:
         argv += ["--seeds", str(args.seeds)]
-    if getattr(args, "baseline", "basic") != "basic":
+    if getattr(args, "baseline", BENCH_BASELINE) != BENCH_BASELINE:
         argv += ["--baseline", args.baseline]
     if args.data is not None:
         argv += ["--data", args.data] + [a for s in args.data_set for a in ("--data-set", s)]
