@@ -102,7 +102,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
                             probe_train_size=probe_train_size, seed=seed)
     budget = parse_budget(budget) if isinstance(budget, str) else budget or parse_budget(f"epochs={epochs}")
     check_int("seeds", seeds, 1)
-    seed_list = [seed + i for i in range(seeds)]
+    seed_list = [seed + i for i in range(1, seeds)] + [seed]  # rows and runs per seed; the first seed last
     by_seed = {s: load_recipes(recipes, budget, steps_per_epoch, s, data, data_settings) for s in seed_list}
     loaded = by_seed[seed]
     command = command or _python_command(recipes, budget, steps_per_epoch, out, nll_samples, seeds)
@@ -121,22 +121,19 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     with progress_bar(console) as bar:
         task = bar.add_task("benchmark", total=len(loaded) * seeds + 1)
         for index, recipe in enumerate(loaded):
-            for other in seed_list[1:]:  # the later seeds: trained and scored, their rows averaged
-                seeded = by_seed[other][index]
-                run_dir = out / "runs" / recipe.name / f"seed-{other}"
-                bar.update(task, description=f"{recipe.name} seed {other}: training")
+            for this in seed_list:  # the first seed last: its model stays for the figures and the export
+                seeded, label = by_seed[this][index], recipe.name + (f" seed {this}" if seeds > 1 else "")
+                run_dir = out / "runs" / recipe.name / (f"seed-{this}" if seeds > 1 else "")
+                bar.update(task, description=f"{label}: training")
                 model, metrics, reused = fit_or_reuse(seeded, run_dir, fresh)
-                bar.update(task, description=f"{recipe.name} seed {other}: evaluating")
-                rows_by_seed[other].append(score_run(model, seeded, metrics, data, settings, budget, run_dir, out,
-                                                     reused)[0])
-                del model
+                bar.update(task, description=f"{label}: evaluating")
+                row, codes = score_run(model, seeded, metrics, data, settings, budget, run_dir, out, reused)
+                rows_by_seed[this].append(row)
+                if this == seed:
+                    break
+                del model, codes
                 release_memory()
                 bar.advance(task)
-            run_dir = out / "runs" / recipe.name / (f"seed-{seed}" if seeds > 1 else "")
-            bar.update(task, description=f"{recipe.name}: training")
-            model, metrics, reused = fit_or_reuse(recipe, run_dir, fresh)
-            bar.update(task, description=f"{recipe.name}: evaluating")
-            row, codes = score_run(model, recipe, metrics, data, settings, budget, run_dir, out, reused)
             bar.update(task, description=f"{recipe.name}: figures")
             variant_figures[recipe.name] = {k: report.relative(p, out)
                                             for k, p in variant_plots(model, recipe.name, data, figures_dir).items()}
@@ -150,9 +147,8 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
                 exports[recipe.name] = run_export(export_fn, run_dir, out / "saved_models")
                 row["tflite_bytes"] = tflite_bytes(out / "saved_models" / recipe.name)
             row["export"] = exports.get(recipe.name, "skipped" if not export else "not available")
-            rows_by_seed[seed].append(row)
             bar.advance(task)
-        rows = aggregate_seeds([rows_by_seed[s] for s in seed_list]) if seeds > 1 else rows_by_seed[seed]
+        rows = aggregate_seeds([rows_by_seed[s] for s in sorted(seed_list)]) if seeds > 1 else rows_by_seed[seed]
         bar.update(task, description="references: raw pixels, PPCA, mixtures of PPCA")
         rows += reference_rows(sorted({r["code_size"] for r in rows}), data, settings, training_examples(source, seed))
         bar.advance(task)
@@ -171,7 +167,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
         "settings": {"recipes": [r.name for r in loaded], "dataset": d.path or d.dataset, "data_source": source.source,
                      "data_kind": data.kind,
                      "budget": budget.describe(), "budget_spec": budget.spec(), "seeds": seeds,
-                     "train_seeds": seed_list, "baseline": baseline,
+                     "train_seeds": sorted(seed_list), "baseline": baseline,
                      "steps_per_epoch": steps_per_epoch or "whole epochs", "train_seed": seed,
                      **settings.to_dict()},
         "machine": machine,
