@@ -111,6 +111,8 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
     d = loaded[0].data
     source = evaluation_source(d, seed)
     loaded, skipped = fitting_recipes(loaded, source)
+    kept = {r.name for r in loaded}  # every seed's list keeps the same recipes, in the same order
+    by_seed = {s: [r for r in recipes_of_seed if r.name in kept] for s, recipes_of_seed in by_seed.items()}
     machine = machine_info()
     data = prepare_data(source, settings)
     class_names = getattr(source, "class_names", ()) or report.CLASS_NAMES.get(d.dataset, ())
