@@ -4,6 +4,7 @@
     python benchmarks/speed.py --rounds 3 --epochs 5 --json /tmp/speed.json
     python benchmarks/speed.py --peer torch --peer-python /tmp/torch-venv/bin/python
     python benchmarks/speed.py --peer path/to/my_peer.py
+    python benchmarks/speed.py --model conv_vae         # recipes/conv_vae.toml against keras_conv_vae.py
 
 The peers live in the repository, in `benchmarks/peers/` (`--peer` picks one):
 
@@ -14,8 +15,14 @@ The peers live in the repository, in `benchmarks/peers/` (`--peer` picks one):
 * `torch`, `torch_vae.py`: the same model as a plain PyTorch training loop. PyTorch is not part of
   the zoo's environment: `--peer-python` names an interpreter that has it; where that one cannot
   import torch, the run is skipped with a message (exit status 0, nothing measured);
+* `keras_conv`, `keras_conv_vae.py`: keras-io's convolutional VAE on the architecture of
+  `recipes/conv_vae.toml`, the peer of `--model conv_vae`;
 * a path: any script that honours EPOCHS, BATCH, K and NTEST and prints one JSON line with
   `samples_per_s` (and `test_nll`, `train_s` if it has them).
+
+`--model` picks the zoo recipe and its default peer: `vae_reference` (the default: the MLP
+against `keras`) or `conv_vae` (`recipes/conv_vae.toml` with `data.validation_size=0`, so that it
+trains on the peer's 60,000 images, against `keras_conv`).
 
 All of them read Fashion-MNIST from the IDX files of Debian's `dataset-fashion-mnist` package
 (`benchmarks/peers/fmnist.py`; FMNIST_DIR names another directory for the peers), the files
@@ -33,9 +40,9 @@ What it does, in one process on one machine:
    NLL (K samples, first NTEST test images binarized once with numpy `default_rng(0)`); the zoo
    run is evaluated on exactly those images with the same K (`benchmarks/nll.py
    --test-binarization-seed 0`).
-4. Counts the FLOPs of one training step per example (≈ 3 × the forward matmul FLOPs of the
-   MLP: forward, and two matmuls per layer backward) and the fraction of the matmul rate the
-   zoo's steady-state throughput reaches.
+4. Counts the FLOPs of one training step per example (≈ 3 × the forward multiply-add FLOPs of
+   the dense and convolution layers: forward, and two products per layer backward) and the
+   fraction of the matmul rate the zoo's steady-state throughput reaches.
 
 Prints a markdown table and one JSON line (also written to --json).
 """
@@ -54,10 +61,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, emit, quiet_env, zoo_cli  # noqa: E402
+
 PEERS_DIR = ROOT / "benchmarks" / "peers"
-PEERS = {"keras": PEERS_DIR / "keras_example_vae.py", "torch": PEERS_DIR / "torch_vae.py"}
+PEERS = {"keras": PEERS_DIR / "keras_example_vae.py", "torch": PEERS_DIR / "torch_vae.py",
+         "keras_conv": PEERS_DIR / "keras_conv_vae.py"}
 PEER = PEERS["keras"]
+#: --model: the zoo recipe, its default peer and the overrides that give it the peer's data.
+MODELS = {"vae_reference": ("recipes/vae_reference.toml", "keras", []),
+          "conv_vae": ("recipes/conv_vae.toml", "keras_conv", ["data.validation_size=0"])}
 
 
 def resolve_peer(name: str) -> Path:
@@ -67,8 +80,7 @@ def resolve_peer(name: str) -> Path:
 
 def can_import(python: str, module: str) -> bool:
     """Whether `python` imports `module` (checked in a subprocess, as the peer will run)."""
-    done = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, env=quiet_env())
     return done.returncode == 0
 
 
@@ -89,22 +101,33 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, inner: int = 4) -> float:
     return best
 
 
-def mlp_layer_sizes(recipe) -> list[tuple[int, int]]:
-    """(inputs, outputs) of every dense layer of a dense-backbone VAE, encoder then decoder."""
-    params = recipe.model.params
-    hidden = list(params.get("hidden", [512, 256]))
-    code = int(params.get("code_size", 32))
-    pixels = 1
-    for d in recipe.input_shape:
-        pixels *= d
-    encoder = [pixels, *hidden, 2 * code]
-    decoder = [code, *hidden[::-1], pixels]
-    return [(i, o) for dims in (encoder, decoder) for i, o in zip(dims, dims[1:])]
+def forward_macs(model) -> int:
+    """Multiply-adds of one example's forward pass through the encoder's and decoder's Dense,
+    Conv and ConvTranspose layers (a convolution: output positions × kernel size; a transposed
+    one: input positions × kernel size)."""
+    import math
+
+    import keras
+
+    total = 0
+    for net in (model.encoder, model.decoder):
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.Dense):
+                total += math.prod(layer.kernel.shape)
+            elif isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)):
+                total += math.prod(layer.kernel.shape) * math.prod(layer.input.shape[1:-1])
+            elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
+                total += math.prod(layer.kernel.shape) * math.prod(layer.output.shape[1:-1])
+    return int(total)
 
 
 def train_flops_per_example(recipe) -> int:
-    """≈ 3 × forward matmul FLOPs (2 per multiply-add): forward, and grad wrt weights and inputs."""
-    return 3 * 2 * sum(i * o for i, o in mlp_layer_sizes(recipe))
+    """≈ 3 × forward multiply-add FLOPs (2 per multiply-add): forward, and grad wrt weights and inputs."""
+    import numpy as np
+
+    model = recipe.model.build(recipe.input_shape)
+    model(np.zeros((1, *recipe.input_shape), "float32"))
+    return 3 * 2 * forward_macs(model)
 
 
 def _last_json(text: str) -> dict:
@@ -116,7 +139,7 @@ def _last_json(text: str) -> dict:
 
 
 def run_peer(peer: Path, epochs: int, k: int, ntest: int, python: str = sys.executable) -> dict:
-    env = {**os.environ, "EPOCHS": str(epochs), "K": str(k), "NTEST": str(ntest), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = quiet_env(EPOCHS=str(epochs), K=str(k), NTEST=str(ntest))
     load = os.getloadavg()[0]
     done = subprocess.run([python, str(peer)], env=env, capture_output=True, text=True, cwd=peer.parent)
     if done.returncode:
@@ -127,11 +150,11 @@ def run_peer(peer: Path, epochs: int, k: int, ntest: int, python: str = sys.exec
 
 
 def run_zoo(recipe_path: str, sets: list[str], epochs: int, k: int, ntest: int, out: Path) -> dict:
-    zoo = Path(sys.executable).with_name("zoo")
-    cmd = [str(zoo), "fit", recipe_path, "--set", f"train.epochs={epochs}", "--out", str(out), "--quiet", "--overwrite"]
+    cmd = [zoo_cli(), "fit", recipe_path, "--set", f"train.epochs={epochs}", "--out", str(out), "--quiet",
+           "--overwrite"]
     for s in sets:
         cmd += ["--set", s]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = quiet_env()
     load = os.getloadavg()[0]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
@@ -153,11 +176,14 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="peer/zoo pairs, order alternating (default 2)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is not timed (default 4)")
-    parser.add_argument("--recipe", default="recipes/vae_reference.toml", help="the zoo recipe")
+    parser.add_argument("--model", default="vae_reference", choices=sorted(MODELS),
+                        help="the zoo recipe and its default peer (default vae_reference; conv_vae)")
+    parser.add_argument("--recipe", default="", help="another zoo recipe (default: --model's)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the zoo recipe (repeatable), e.g. --set train.jit_compile=false")
-    parser.add_argument("--peer", default="keras",
-                        help="the peer: 'keras' (default, benchmarks/peers/keras_example_vae.py), 'torch' "
+    parser.add_argument("--peer", default="",
+                        help="the peer: 'keras' (benchmarks/peers/keras_example_vae.py, --model vae_reference's), "
+                             "'keras_conv' (keras_conv_vae.py, --model conv_vae's), 'torch' "
                              "(benchmarks/peers/torch_vae.py) or the path of a script that prints one JSON line")
     parser.add_argument("--peer-python", default=sys.executable,
                         help="the Python that runs the peer (default: this one), e.g. a venv with torch")
@@ -167,6 +193,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.epochs < 2:
         parser.error("--rounds must be >= 1 and --epochs >= 2 (the first epoch is not timed)")
+    model_recipe, model_peer, model_sets = MODELS[args.model]
+    args.recipe = args.recipe or model_recipe
+    args.peer = args.peer or model_peer
+    args.set = model_sets + args.set
     peer = resolve_peer(args.peer)
     if not peer.is_file():
         parser.error(f"no peer script at {peer}")
@@ -202,7 +232,7 @@ def main(argv=None) -> dict:
     zoo_sps = statistics.median(r["samples_per_s"] for r in zoo_runs)
     paired = [z["samples_per_s"] / p["samples_per_s"] for z, p in zip(zoo_runs, peer_runs)]
     result = {
-        "recipe": args.recipe, "overrides": args.set, "epochs": args.epochs, "rounds": args.rounds,
+        "model": args.model, "recipe": args.recipe, "overrides": args.set, "epochs": args.epochs, "rounds": args.rounds,
         "peer_script": str(peer.relative_to(ROOT)) if peer.is_relative_to(ROOT) else str(peer),
         "cpus": os.cpu_count(),
         "matmul_gflops": {"before": round(rate_before, 1), "after": round(rate_after, 1)},
@@ -229,10 +259,7 @@ def main(argv=None) -> dict:
     print(f"\nzoo / peer: {zoo_sps / peer_sps:.2f}× (per round: {', '.join(f'{x:.2f}' for x in paired)}); "
           f"matmul rate {rate:.1f} GFLOP/s (before {rate_before:.1f}, after {rate_after:.1f}); "
           f"{flops / 1e6:.2f} MFLOP per training example; load average now {os.getloadavg()[0]:.1f}")
-    print(json.dumps(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "benchmarks" / "peers"
 SMALL = {"EPOCHS": "2", "NTRAIN": "10000", "K": "20", "NTEST": "500", "BATCH": "128"}
 NLL_RANGE = (250.0, 300.0)  # nats, after 2 epochs on 10k images (see the module docstring)
+# The convolutional peer after the same 2 epochs, its KL warm-up at 158 of 2000 steps: 332.0 and 329.6
+# with seeds 0 and 1 here; summing nothing over the pixels, logits taken for probabilities or an untrained
+# decoder all land above 500.
+CONV_NLL_RANGE = (300.0, 370.0)
 
 
 
@@ -44,7 +48,8 @@ def _run(python, script, **env):
     return json.loads(lines[0])
 
 
-def _check_line(out):
+def _check_run(out):
+    """The fields every peer's line has, on the SMALL run."""
     assert out["epochs"] == 2 and out["batch"] == 128 and out["n_train"] == 10000
     assert out["n_test"] == 500 and out["nll_samples"] == 20
     sps = out["samples_per_s"]
@@ -53,6 +58,10 @@ def _check_line(out):
     assert out["steady_epochs"] == 1 and len(out["epoch_s"]) == 2
     assert sps == pytest.approx(10000 / out["epoch_s"][1], rel=0.01)
     assert out["train_s"] >= sum(out["epoch_s"]) * 0.99
+
+
+def _check_line(out):
+    _check_run(out)
     # The loss is the negative ELBO: reconstruction (summed over pixels) plus KL, per image.
     assert out["final_train_loss"] == pytest.approx(out["final_reconstruction_loss"] + out["final_kl_loss"], abs=0.03)
     assert 2 < out["final_kl_loss"] < 40
@@ -68,6 +77,42 @@ def test_keras_peer_prints_throughput_and_a_plausible_likelihood():
     out = _run(sys.executable, PEERS / "keras_example_vae.py")
     _check_line(out)
     assert "keras" in out and "tensorflow" in out
+
+
+@pytest.mark.slow  # real data, a subprocess (15-30 s)
+def test_keras_conv_peer_has_the_zoo_network_and_a_plausible_likelihood():
+    import zoo
+
+    out = _run(sys.executable, PEERS / "keras_conv_vae.py")
+    _check_run(out)
+    recipe = zoo.load_recipe("conv_vae")
+    model = recipe.model.build(recipe.input_shape)
+    model(np.zeros((1, *recipe.input_shape), "float32"))
+    # Conv 3·3·1·32 + 32, 3·3·32·64 + 64, heads 2·(3136·16 + 16);
+    # Dense 16·3136 + 3136, ConvT 3·3·64·32 + 32, 3·3·32 + 1.
+    assert out["parameters"] == sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 191_265
+    # The recipe's warm-up: β = step / 2000 after 2 epochs of ⌈10000 / 128⌉ = 79 steps.
+    assert recipe.model.hparams.kl_warmup_steps == 2000
+    assert out["kl_weight_at_end"] == pytest.approx(158 / 2000, abs=1e-4)
+    # The loss is reconstruction + β·KL with β < 1 all along: between the two.
+    assert out["final_reconstruction_loss"] < out["final_train_loss"] < (out["final_reconstruction_loss"]
+                                                                          + out["final_kl_loss"])
+    assert CONV_NLL_RANGE[0] < out["test_nll"] < CONV_NLL_RANGE[1], out
+    assert 0 < out["test_nll_standard_error"] < 10
+
+
+def test_speed_counts_the_training_flops_of_both_models_by_hand():
+    import zoo
+
+    spec = importlib.util.spec_from_file_location("speed_benchmark", ROOT / "benchmarks" / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    # conv_vae, multiply-adds per example: Conv 3·3·1·32 at 14·14 outputs = 56,448, Conv 3·3·32·64 at
+    # 7·7 = 903,168, the code layer 3136·32 = 100,352; Dense 16·3136 = 50,176, ConvT 3·3·64·32 at 7·7
+    # inputs = 903,168, ConvT 3·3·32·1 at 14·14 inputs = 56,448: 2,069,760, and 3 × 2 FLOPs each.
+    assert speed.train_flops_per_example(zoo.load_recipe("conv_vae")) == 6 * 2_069_760
+    # vae_reference: 784·512 + 512·256 + 256·64 + 32·256 + 256·512 + 512·784 = 1,089,536.
+    assert speed.train_flops_per_example(zoo.load_recipe("vae_reference")) == 6 * 1_089_536
 
 
 def _torch_python():
