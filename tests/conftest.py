@@ -57,8 +57,24 @@ def build_tiny(family: str, **overrides) -> keras.Model:
     """A tiny model of `family`, built by one call on a zero batch."""
     params = tiny_params(family, **overrides)
     model = zoo.build(family, **params)
-    model(np.zeros((1, *params["input_shape"]), "float32"))
+    model(fed(model, np.zeros((1, *params["input_shape"]), "float32")))
     return model
+
+
+def tiny_labels(n: int) -> np.ndarray:
+    """Labels 0, 1, 0, 1, ... of n examples: valid for any model that takes labels (K ≥ 2)."""
+    return np.arange(n) % 2
+
+
+def fed(model, x, y=None):
+    """What `model` takes for the examples x: `inputs_of(x, y)`, labels `tiny_labels` unless given
+    (ignored by a model that takes no labels)."""
+    return model.inputs_of(x, tiny_labels(len(x)) if y is None else y)
+
+
+def fed_codes(model, z, y=None):
+    """What `model.decode` takes for the codes z: `codes_of(z, y)`, labels `tiny_labels` unless given."""
+    return model.codes_of(z, tiny_labels(len(z)) if y is None else y)
 
 
 def tiny_images(n: int = 16, shape=TINY_SHAPE, seed: int = 0) -> np.ndarray:

@@ -64,12 +64,12 @@ def score(run, data=None, **kwargs):
     return _score(run, data, **kwargs)
 
 
-def interpolate(model, x_a, x_b, steps: int = 8, method=None):
-    """Decodes along the path between two codes (spherical for a Gaussian prior);
-    see `zoo.evaluation.latent.interpolate`."""
+def interpolate(model, x_a, x_b, steps: int = 8, method=None, **kwargs):
+    """Decodes along the path between two codes (spherical for a Gaussian prior; `y_a`, `y_b`:
+    the labels of a model that takes them); see `zoo.evaluation.latent.interpolate`."""
     from zoo.evaluation.latent import interpolate as _interpolate
 
-    return _interpolate(model, x_a, x_b, steps=steps, method=method)
+    return _interpolate(model, x_a, x_b, steps=steps, method=method, **kwargs)
 
 
 def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, **kwargs):

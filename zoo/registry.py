@@ -76,7 +76,7 @@ HPARAMS: Registry = Registry("model")
 
 _BUILTIN = {"basic": "basic:BasicAutoencoder", "stacked": "stacked:StackedAutoencoder",
             "sparse": "sparse:SparseAutoencoder", "denoising": "denoising:DenoisingAutoencoder",
-            "vae": "vae:VariationalAutoencoder"}
+            "vae": "vae:VariationalAutoencoder", "cvae": "cvae:ConditionalVariationalAutoencoder"}
 for _name, _target in _BUILTIN.items():
     FAMILIES.add_lazy(_name, f"zoo.models.{_target}")
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY_CODE, TINY_SHAPE, build_tiny
+from conftest import TINY_CODE, TINY_SHAPE, build_tiny, fed, fed_codes, tiny_labels
 from PIL import Image
 from scipy.stats import norm
 
@@ -15,52 +15,56 @@ from zoo.evaluation import latent
 FAMILIES = zoo.list_models()
 
 
-def code(model, x):
-    """encode of one example, as a user computes it."""
-    return np.asarray(model.encode(x[None]), np.float32)[0]
+def code(model, x, y=0):
+    """encode of one example (labelled y for a model that takes labels), as a user computes it."""
+    return np.asarray(model.encode(fed(model, x[None], np.array([y]))), np.float32)[0]
 
 
-def decoded(model, z):
-    return np.asarray(model.decode(np.asarray(z, np.float32)[None]), np.float32)[0]
+def decoded(model, z, y=0):
+    return np.asarray(model.decode(fed_codes(model, np.asarray(z, np.float32)[None], np.array([y]))), np.float32)[0]
+
+
+# The labels given to every call below: a model that takes labels needs them, the others ignore them.
+Y_A, Y_B = 0, 1
 
 
 # Interpolation.
 @pytest.mark.parametrize("family", FAMILIES)
 def test_interpolation_endpoints_are_the_endpoints_codes(family, images):
     model = build_tiny(family)
-    path = zoo.interpolate(model, images[0], images[1], steps=6)
+    path = zoo.interpolate(model, images[0], images[1], steps=6, y_a=Y_A, y_b=Y_B)
     assert path.images.shape == (6, *TINY_SHAPE) and path.codes.shape == (6, TINY_CODE)
-    za, zb = code(model, images[0]), code(model, images[1])
+    za, zb = code(model, images[0], Y_A), code(model, images[1], Y_B)
     np.testing.assert_array_equal(path.codes[0], za)
     np.testing.assert_array_equal(path.codes[-1], zb)
-    np.testing.assert_allclose(path.images[0], decoded(model, za), atol=1e-6)
-    np.testing.assert_allclose(path.images[-1], decoded(model, zb), atol=1e-6)
+    np.testing.assert_allclose(path.images[0], decoded(model, za, Y_A), atol=1e-6)
+    np.testing.assert_allclose(path.images[-1], decoded(model, zb, Y_B), atol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_interpolation_of_batches_pairs_them_in_order(family, images):
     model = build_tiny(family)
-    path = zoo.interpolate(model, images[:3], images[3:6], steps=4)
+    path = zoo.interpolate(model, images[:3], images[3:6], steps=4, y_a=[0, 1, 0], y_b=[1, 1, 0])
     assert path.images.shape == (3, 4, *TINY_SHAPE) and path.codes.shape == (3, 4, TINY_CODE)
-    for i in range(3):
-        np.testing.assert_allclose(path.codes[i, 0], code(model, images[i]), atol=1e-6)
-        np.testing.assert_allclose(path.codes[i, -1], code(model, images[3 + i]), atol=1e-6)
+    for i, (y_a, y_b) in enumerate(zip([0, 1, 0], [1, 1, 0])):
+        np.testing.assert_allclose(path.codes[i, 0], code(model, images[i], y_a), atol=1e-6)
+        np.testing.assert_allclose(path.codes[i, -1], code(model, images[3 + i], y_b), atol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_linear_midpoint_is_the_mean_of_the_endpoints(family, images):
     model = build_tiny(family)
-    path = zoo.interpolate(model, images[0], images[1], steps=3, method="linear")
-    za, zb = code(model, images[0]), code(model, images[1])
+    path = zoo.interpolate(model, images[0], images[1], steps=3, method="linear", y_a=Y_A, y_b=Y_B)
+    za, zb = code(model, images[0], Y_A), code(model, images[1], Y_B)
     np.testing.assert_allclose(path.codes[1], (za + zb) / 2, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(path.images[1], decoded(model, (za + zb) / 2), atol=1e-6)
+    np.testing.assert_allclose(path.images[1], decoded(model, (za + zb) / 2, Y_A), atol=1e-6)  # t = 1/2: x_a's label
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_default_path_follows_the_prior_the_model_declares(family, images):
     model = build_tiny(family)
-    path = zoo.interpolate(model, images[2], images[7], steps=9)
-    za, zb = code(model, images[2]), code(model, images[7])
+    path = zoo.interpolate(model, images[2], images[7], steps=9, y_a=Y_A, y_b=Y_B)
+    za, zb = code(model, images[2], Y_A), code(model, images[7], Y_B)
     if model.latent_prior == "gaussian":
         assert path.method == "spherical"
         norms = np.linalg.norm(path.codes, axis=-1)
@@ -122,11 +126,13 @@ def test_traverse_changes_only_the_chosen_dimension(family, images, monkeypatch)
     real_decode = model.decode
 
     def spy(z):
-        seen.append(np.asarray(z, np.float32))
+        seen.append(np.asarray(z["code"] if isinstance(z, dict) else z, np.float32))
         return real_decode(z)
 
     monkeypatch.setattr(model, "decode", spy)
-    walk = zoo.traverse(model, images[0], dims=[1, 3], span=2.0, steps=5, reference=images)
+    reference_y = tiny_labels(len(images))
+    walk = zoo.traverse(model, images[0], dims=[1, 3], span=2.0, steps=5, reference=images, y=Y_A,
+                        reference_y=reference_y)
     assert walk.images.shape == (2, 5, *TINY_SHAPE)
     decoded_codes = np.concatenate(seen).reshape(2, 5, TINY_CODE)
     np.testing.assert_array_equal(decoded_codes, walk.codes)
@@ -135,7 +141,7 @@ def test_traverse_changes_only_the_chosen_dimension(family, images, monkeypatch)
     if model.latent_prior == "gaussian":  # prior standard deviations around 0
         expected = np.stack([offsets, offsets])
     else:  # around the example's code, in units of each dimension's spread over the reference
-        spread = np.asarray(model.encode(images), np.float64).std(axis=0)
+        spread = np.asarray(model.encode(fed(model, images, reference_y)), np.float64).std(axis=0)
         expected = np.stack([z[j] + offsets * spread[j] for j in (1, 3)])
     for i, j in enumerate((1, 3)):
         others = [k for k in range(TINY_CODE) if k != j]

@@ -23,6 +23,7 @@ from zoo.cli import main
 from zoo.data.sources import load_arrays
 from zoo.export import describe
 from zoo.export.runners import SavedModelRunner, TFLiteRunner, load_runner
+from zoo.models.vae import VariationalAutoencoder
 
 FAMILIES = zoo.list_models()
 SHAPE = (28, 28, 1)
@@ -34,7 +35,7 @@ FLAVOURS = ("float32", "float16", "dynamic_int8", "int8")
 @pytest.fixture(scope="module")
 def fashion():
     arrays = load_arrays("fashion_mnist")
-    return arrays.x_train[:2000], arrays.x_test[:500]
+    return arrays.x_train[:2000], arrays.y_train[:2000], arrays.x_test[:500]
 
 
 def small_model(family):
@@ -44,7 +45,7 @@ def small_model(family):
     if accepts(family, "seed"):
         params["seed"] = 1
     model = zoo.build(family, **params)
-    model(np.zeros((1, *SHAPE), "float32"))
+    model(model.inputs_of(np.zeros((1, *SHAPE), "float32"), np.zeros(1, "int64")))
     return model
 
 
@@ -52,11 +53,11 @@ def small_model(family):
 def exported(request, fashion, tmp_path_factory):
     """A briefly trained small model of one family, exported in every format."""
     family = request.param
-    x_train, x_test = fashion
+    x_train, y_train, x_test = fashion
     keras.utils.set_random_seed(7)
     model = small_model(family)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(x_train, epochs=2, batch_size=64, verbose=0)
+    model.fit(model.inputs_of(x_train, y_train), epochs=2, batch_size=64, verbose=0)
     base = tmp_path_factory.mktemp(f"export-{family}")
     paths = zoo.export(model, base=base, format="all", representative_data=x_train[:200], test_data=x_test,
                        latency_runs=3)
@@ -66,7 +67,18 @@ def exported(request, fashion, tmp_path_factory):
 
 def is_vae(model) -> bool:
     """The tests know the families; the exporter does not ask (it calls the model's hooks)."""
-    return model.family == "vae"
+    return isinstance(model, VariationalAutoencoder)
+
+
+def labels_of(model, x):
+    """The labels the model's own `signature_inputs` gives the examples x (the exporter's
+    reference feeds them too), or None for a model that takes no labels."""
+    return model.signature_inputs(x)["serving_default"].get("label")
+
+
+def model_inputs(model, x):
+    """What the Keras model takes for x: x itself, or x with `labels_of` it."""
+    return model.inputs_of(x, labels_of(model, x))
 
 
 def posterior(model, x):
@@ -77,9 +89,10 @@ def posterior(model, x):
 
 def keras_outputs(model, x):
     """What each inference signature must return, computed with the Keras model."""
+    labels, x = labels_of(model, x), model_inputs(model, x)
     code = posterior(model, x)[0] if is_vae(model) else np.asarray(model.encode(x))
     out = {"serving_default": {"reconstruction": np.asarray(model.predict(x, verbose=0))},
-           "decode": {"reconstruction": np.asarray(model.decode(code))}}
+           "decode": {"reconstruction": np.asarray(model.decode(model.codes_of(code, labels)))}}
     out["score"] = {"score": np.asarray(model.anomaly_scores(x)), "feature_scores": np.asarray(model.feature_scores(x))}
     if is_vae(model):
         mean, stddev = posterior(model, x)
@@ -95,8 +108,10 @@ def assert_close(got, want, tol, what=""):
     np.testing.assert_allclose(got, want, atol=tol, rtol=tol, err_msg=what)
 
 
-def signature_inputs(name, x, code):
-    return {"x": x} if name != "decode" else {"code": code}
+def signature_inputs(name, x, code, labels=None):
+    """The feed of signature `name`: x, or the codes for decode, with the labels of a model that takes them."""
+    feed = {"x": x} if name != "decode" else {"code": code}
+    return feed if labels is None else {**feed, "label": labels[: len(feed.get("x", code))]}
 
 
 # SavedModel, loaded the TF Serving way.
@@ -113,7 +128,7 @@ def test_saved_model_signatures_match_keras_in_a_tf1_session(exported):
         for info in sig.inputs.values():
             assert info.tensor_shape.dim[0].size == -1  # a free batch dimension
         for batch in (x, x[:1]):
-            inputs = signature_inputs(name, batch, code[: len(batch)])
+            inputs = signature_inputs(name, batch, code[: len(batch)], labels_of(model, batch))
             got = run_signature(session, sig, **inputs)
             assert set(got) == set(outputs)
             for key, want in outputs.items():
@@ -242,12 +257,13 @@ def test_tflite_files_match_keras(exported):
         runner = TFLiteRunner(path)
         assert set(runner.signatures) == {"serving_default", "encode", "decode", "score"}
         for signature, outputs in expected.items():
-            got = runner(signature, **signature_inputs(signature, x, code))
+            got = runner(signature, **signature_inputs(signature, x, code, labels_of(model, x)))
             for key, want in outputs.items():
                 if flavour in ("float32", "float16"):
                     assert_close(got[key], want, 1e-5 if flavour == "float32" else 1e-2, f"{flavour} {signature}/{key}")
         if flavour in ("dynamic_int8", "int8"):
-            mse = float(np.mean((runner(x=x)["reconstruction"] - x) ** 2))
+            mse = float(np.mean((runner(**signature_inputs("serving_default", x, code, labels_of(model, x)))
+                                 ["reconstruction"] - x) ** 2))
             assert abs(mse - keras_mse) <= 0.05 * keras_mse, (flavour, mse, keras_mse)
 
 
@@ -274,7 +290,8 @@ def test_report_describes_each_file(exported):
     report = json.loads((exported["dir"] / "tflite" / "report.json").read_text())["files"]
     assert sorted(r["quantization"] for r in report) == sorted(FLAVOURS)
     x = exported["x"]
-    keras_mse = float(np.mean((np.asarray(exported["model"].predict(x, verbose=0)) - x) ** 2))
+    keras_mse = float(np.mean((np.asarray(exported["model"].predict(model_inputs(exported["model"], x), verbose=0))
+                               - x) ** 2))
     for row in report:
         path = exported["dir"] / "tflite" / row["file"]
         assert row["size_bytes"] == path.stat().st_size
@@ -297,7 +314,7 @@ def test_onnx_files_match_keras(exported):
     for signature, suffix in (("serving_default", ""), ("encode", "_encode"), ("decode", "_decode"),
                               ("score", "_score")):
         runner = load_runner(exported["dir"] / "onnx" / f"{name}{suffix}.onnx")
-        got = runner(**signature_inputs(signature, x, code))
+        got = runner(**signature_inputs(signature, x, code, labels_of(model, x)))
         assert set(got) == set(expected[signature])
         for key, want in expected[signature].items():
             assert_close(got[key], want, 1e-5, f"{signature}/{key}")
@@ -308,14 +325,17 @@ def test_runners_refuse_a_wrong_shape_in_one_line(exported):
     name = exported["family"]
     runners = [SavedModelRunner(exported["version"]), TFLiteRunner(exported["dir"] / "tflite" / f"{name}_int8.tflite"),
                load_runner(exported["dir"] / "onnx" / f"{name}.onnx")]
+    model = exported["model"]
+    three = {} if labels_of(model, exported["x"][:3]) is None else {"label": np.zeros(3, "int32")}
+    two = {} if not three else {"label": np.zeros(2, "int32")}
     for runner in runners:
         with pytest.raises(ValueError) as info:
-            runner(x=np.zeros((3, 28, 28), "float32"))
+            runner(x=np.zeros((3, 28, 28), "float32"), **three)
         message = str(info.value)
         assert "\n" not in message
         assert "expects shape (None, 28, 28, 1)" in message and "Received: shape (3, 28, 28)" in message
     with pytest.raises(ValueError, match=r"expects shape \(None, 8\). Received: shape \(2, 9\)"):
-        runners[0]("decode", code=np.zeros((2, 9), "float32"))
+        runners[0]("decode", code=np.zeros((2, 9), "float32"), **two)
     with pytest.raises(ValueError, match="Unknown signature 'nope'"):
         runners[1]("nope", x=np.zeros((1, *SHAPE), "float32"))
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import accepts, tiny_images, tiny_params
+from conftest import accepts, fed, tiny_images, tiny_params
 from keras import ops
 
 import zoo
@@ -56,12 +56,12 @@ def _zero_epsilon(shape):
 def _one_step(strategy, family, params, weights, x, optimizer):
     with strategy.scope():
         model = zoo.build(family, **params)
-        model(x[:1])
+        model(fed(model, x[:1]))
         model.set_weights(weights)
         if hasattr(model, "_epsilon"):
             model._epsilon = _zero_epsilon  # z = μ: the same sample on every replica
         model.compile(optimizer=optimizer())
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(GLOBAL_BATCH)
+    ds = tf.data.Dataset.from_tensor_slices(fed(model, x)).batch(GLOBAL_BATCH)
     model.fit(ds, epochs=1, shuffle=False, verbose=0)
     return [np.asarray(w) for w in model.get_weights()]
 
@@ -74,6 +74,7 @@ CASES = [(family, {}) for family in zoo.list_models()] + [
     ("vae", {"prior": "mixture"}),  # Monte Carlo KL
     ("vae", {"likelihood": "gaussian", "learn_sigma": True}),
     ("vae", {"likelihood": "continuous_bernoulli", "iw_samples": 3}),
+    ("cvae", {"prior": "conditional", "iw_samples": 3}),  # learned per-class prior, importance-weighted bound
 ]
 
 
@@ -82,7 +83,7 @@ def _check_same_step(family, extra, optimizer, mirrored):
     x = tiny_images(GLOBAL_BATCH, seed=3)
     x[GLOBAL_BATCH // 2:] *= 0.3  # the replicas' halves differ, so per-replica statistics would show
     reference = zoo.build(family, **params)
-    reference(x[:1])
+    reference(fed(reference, x[:1]))
     initial = [np.asarray(w) for w in reference.get_weights()]
     single = _one_step(tf.distribute.OneDeviceStrategy(_cpus()[0].name), family, params, initial, x,
                        OPTIMIZERS[optimizer])

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import accepts, tiny_images, tiny_params
+from conftest import accepts, fed, tiny_images, tiny_params
 from keras import ops
 
 import zoo
@@ -26,6 +26,7 @@ CASES = [(family, {}) for family in SHARDABLE] + [
     ("vae", {"prior": "mixture"}),
     ("vae", {"likelihood": "gaussian", "learn_sigma": True}),
     ("vae", {"likelihood": "continuous_bernoulli", "iw_samples": 3, "kl_warmup_steps": 4}),
+    ("cvae", {"prior": "conditional", "iw_samples": 3}),
 ]
 
 
@@ -38,13 +39,13 @@ def _params(family, extra):
 
 def _step(family, params, weights, x, shards):
     model = zoo.build(family, **params)
-    model(x[:1])
+    model(fed(model, x[:1]))
     model.set_weights(weights)
     if hasattr(model, "_epsilon"):
         model._epsilon = lambda shape: ops.zeros(shape)  # z = μ whatever the shard: the same draws on both sides
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
     model.batch_shards = shards
-    logs = model.train_on_batch(x, return_dict=True)
+    logs = model.train_on_batch(fed(model, x), return_dict=True)
     return [np.asarray(w) for w in model.get_weights()], logs
 
 
@@ -56,7 +57,7 @@ def test_sharded_step_equals_the_whole_batch_step(family, extra, n, shards):
     x = tiny_images(n, seed=5)
     x[n // 2:] *= 0.3  # shards differ from each other
     reference = zoo.build(family, **params)
-    reference(x[:1])
+    reference(fed(reference, x[:1]))
     initial = [np.asarray(w) for w in reference.get_weights()]
     whole, whole_logs = _step(family, params, initial, x, 1)
     sharded, sharded_logs = _step(family, params, initial, x, shards)
@@ -69,7 +70,7 @@ def test_sharded_step_equals_the_whole_batch_step(family, extra, n, shards):
 
 
 @pytest.mark.skipif(len(tf.config.list_logical_devices("CPU")) < 2, reason="needs two logical CPUs (conftest)")
-@pytest.mark.parametrize("family", ["stacked", "vae"])
+@pytest.mark.parametrize("family", ["stacked", "vae", "cvae"])
 def test_shards_on_two_replicas_step_like_one_device(family):
     # Each replica cuts its half of the global batch into shards: still the global batch's gradient.
     from zoo.training import trainer
@@ -78,18 +79,18 @@ def test_shards_on_two_replicas_step_like_one_device(family):
     x = tiny_images(8, seed=6)
     x[4:] *= 0.3
     reference = zoo.build(family, **params)
-    reference(x[:1])
+    reference(fed(reference, x[:1]))
     initial = [np.asarray(w) for w in reference.get_weights()]
     whole, _ = _step(family, params, initial, x, 1)
     with trainer.make_strategy("mirrored").scope():
         model = zoo.build(family, **params)
-        model(x[:1])
+        model(fed(model, x[:1]))
         model.set_weights(initial)
         if hasattr(model, "_epsilon"):
             model._epsilon = lambda shape: ops.zeros(shape)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
     model.batch_shards = 2
-    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, shuffle=False, verbose=0)
+    model.fit(tf.data.Dataset.from_tensor_slices(fed(model, x)).batch(8), epochs=1, shuffle=False, verbose=0)
     for a, b, var in zip(whole, model.get_weights(), reference.weights):
         np.testing.assert_allclose(b, a, atol=2e-5, rtol=1e-6, err_msg=f"{family}: {var.path}")
 

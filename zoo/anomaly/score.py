@@ -149,22 +149,26 @@ def score(run, data: str | None = None, *, score: str = "objective", rule: str =
         if not class_names and len(codes) and codes.min() >= 0 and codes.max() < len(splits.class_names):
             class_names = splits.class_names  # integer labels, coded as the training data named them
     y = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])
+    for x, labels in parts:  # a model that takes labels refuses data without them, before anything is written
+        model.inputs_of(x, labels)
     if not (anomaly_labels or normal_labels) and recipe.data.normal_labels and y is not None:
         normal_labels = recipe.data.normal_labels  # a one-class run knows what is normal
     truth = _labels_to_truth(y, class_names, tuple(anomaly_labels), tuple(normal_labels))
     calib = read_threshold(run_dir)
     if recalibrate or calib is None or (calib.get("score"), calib.get("rule"), calib.get("level")) != (score, rule, level):
         held, name = (splits.x_val, "validation split") if splits.x_val is not None else (splits.x_fit, "training split")
+        held_labels = splits.y_val if splits.x_val is not None else splits.y_fit
         if splits.x_val is None and recipe.data.binarize == "dynamic":
             # The fit split stays grayscale for the pipeline to resample; the test split was
             # binarized once: calibrate on a binarized copy (seed + 2, as a validation split would be).
             from zoo.data.sources import binarize_static
 
             held, name = binarize_static(held, recipe.train.seed + 2), "training split, binarized once"
-        normal = score_examples(model, held, score, nll_samples=nll_samples, seed=seed)
+        normal = score_examples(model, held, score, nll_samples=nll_samples, seed=seed, labels=held_labels)
         calib = calibration(normal, score, rule, level, f"{name} of {splits.source} ({len(held):,} examples)")
         write_json(run_dir / THRESHOLD_FILE, calib)
-    s = np.concatenate([score_examples(model, x, score, nll_samples=nll_samples, seed=seed) for x, _ in parts])
+    s = np.concatenate([score_examples(model, x, score, nll_samples=nll_samples, seed=seed, labels=labels)
+                        for x, labels in parts])
     t = calib["threshold"]
     table = pd.DataFrame({"index": np.arange(len(s)), "score": s, "threshold": t, "is_anomaly": s > t})
     if y is not None:

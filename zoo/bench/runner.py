@@ -244,7 +244,8 @@ def fitting_recipes(loaded: list, source) -> tuple[list, list]:
     fitting, skipped = [], []
     for recipe in loaded:
         try:
-            check_model_for_data(recipe.model, source.input_shape, source.bounded, recipe.name)
+            check_model_for_data(recipe.model, source.input_shape, source.bounded, recipe.name,
+                                 labels=source.y_fit if source.labelled else None)
             fitting.append(recipe)
         except RecipeError as e:
             skipped.append({"name": recipe.name, "reason": str(e).split(": ", 1)[-1]})
@@ -328,9 +329,10 @@ def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
     if data.kind != "images":
         return {}
     x = data.x_test[:GRID_IMAGES]
+    y = None if data.y_test is None else data.y_test[:GRID_IMAGES]  # given to a model that takes labels
 
     def recon(images):
-        return np.asarray(model.normalize(model.reconstruct(data.raw(images))))
+        return np.asarray(model.normalize(model.reconstruct(model.inputs_of(data.raw(images), y))))
 
     rows = [("test", x), ("reconstruction", recon(x))]
     for kind, level in CORRUPTIONS[::2]:  # the first level of each noise

@@ -79,6 +79,10 @@ def backbone_parameters(input_shape, hidden, backbone: str, encoder_units: int, 
 class AutoencoderHParams(HParams):
     """x → z = F(x | Θ) → x̂ = G(z | Φ); see `zoo.models.base.Autoencoder`."""
 
+    #: Whether the model's inputs carry class labels (`Autoencoder.takes_labels` reads it), so
+    #: that a recipe on data without labels is refused before anything is built.
+    takes_labels: typing.ClassVar[bool] = False
+
     code_size: int = param(32, low=1, doc="size of the code z")
     hidden: tuple[int, ...] = param((), item_low=1, doc="encoder layer sizes (filters for conv); the decoder mirrors")
     backbone: str = param("dense", choices=BACKBONES)
@@ -98,7 +102,18 @@ class AutoencoderHParams(HParams):
             raise ValueError("loss='bce' needs values in [0, 1], but tables and series are standardized "
                              "(mean 0, variance 1): use loss='mse'")
 
+    def check_labels(self, labels) -> None:
+        """Checks that involve the data's labels (an int array, None when the data has none)."""
+
     def encoder_units(self) -> int:
+        return self.code_size
+
+    def encoder_input_shape(self, input_shape) -> tuple:
+        """The shape of what the encoder reads for one example: the example itself here."""
+        return tuple(input_shape)
+
+    def decoder_input_size(self) -> int:
+        """The width of what the decoder reads: the code z here."""
         return self.code_size
 
     def parameter_count(self, input_shape) -> int:
@@ -231,3 +246,62 @@ class VAEHParams(AutoencoderHParams):
         else:
             prior = 0
         return super().parameter_count(input_shape) + prior + (self.likelihood == "gaussian")
+
+
+CVAE_PRIORS = ("normal", "conditional")
+#: The one line of a conditional model given examples without labels.
+MISSING_LABELS = ("this model is conditioned on class labels: the data must have labels (a built-in dataset, class "
+                  "folders, or a label column); Received: no labels")
+
+
+@HPARAMS.register("cvae")
+@dataclasses.dataclass(frozen=True)
+class CVAEHParams(VAEHParams):
+    """q_φ(z|x, y), p(z|y), p_θ(x|z, y) of K classes trained on −ELBO; see `zoo.models.cvae`.
+
+    The encoder reads x with the one-hot label (K extra channels broadcast over the pixels for
+    the conv backbone, K extra inputs for the dense one) and the decoder reads [z, onehot(y)].
+    prior: "normal" N(0, I) for every class, or "conditional" N(μ_y, diag σ_y²) with learned
+    per-class μ_y and σ_y. The VAE's likelihoods, β, warm-up and importance-weighted bound apply;
+    its learned mixture and VampPrior, β-TCVAE and the score-function gradient do not.
+    """
+
+    num_classes: int = param(10, low=2, high=100_000, doc="K: the classes y ∈ {0, …, K − 1} the model is conditioned on")
+    prior: str = param("normal", choices=CVAE_PRIORS, doc="p(z|y): 'normal' N(0, I), or 'conditional' N(μ_y, diag σ_y²)")
+    prior_components: int = dataclasses.field(default=10, init=False, repr=False)
+    objective: str = dataclasses.field(default="elbo", init=False, repr=False)
+    tc_alpha: float = dataclasses.field(default=1.0, init=False, repr=False)
+    tc_beta: float = dataclasses.field(default=6.0, init=False, repr=False)
+    tc_gamma: float = dataclasses.field(default=1.0, init=False, repr=False)
+    tc_dataset_size: int = dataclasses.field(default=60000, init=False, repr=False)
+    gradient: str = dataclasses.field(default="reparameterization", init=False, repr=False)
+    score_baseline: str = dataclasses.field(default="none", init=False, repr=False)
+    score_samples: int = dataclasses.field(default=1, init=False, repr=False)
+    takes_labels: typing.ClassVar[bool] = True
+
+    def check_labels(self, labels) -> None:
+        if labels is None:
+            raise ValueError(MISSING_LABELS)
+        top = int(max(labels)) if len(labels) else 0
+        if top >= self.num_classes or (len(labels) and int(min(labels)) < 0):
+            raise ValueError(f"num_classes must exceed every label of the data: its labels are in [{int(min(labels))}, "
+                             f"{top}]. Received: num_classes={self.num_classes}")
+
+    def encoder_input_shape(self, input_shape) -> tuple:
+        shape = tuple(input_shape)
+        if self.backbone == "conv":
+            return (*shape[:-1], shape[-1] + self.num_classes)
+        return (math.prod(shape) + self.num_classes,)
+
+    def decoder_input_size(self) -> int:
+        return self.code_size + self.num_classes
+
+    def parameter_count(self, input_shape) -> int:
+        shape, k, hidden = tuple(input_shape), self.num_classes, list(self.hidden)
+        count = backbone_parameters(shape, hidden, self.backbone, self.encoder_units(), self.code_size, shape[-1])
+        if self.backbone == "conv":  # K more input channels of the first 3×3 (or 3-tap) layer; K more decoder inputs
+            count += 3 ** (len(shape) - 1) * k * hidden[0] + k * math.prod(conv_grid(shape, len(hidden))) * hidden[-1]
+        else:  # K more inputs of the first dense layer on each side
+            count += k * (hidden[0] if hidden else self.encoder_units()) + k * (hidden[-1] if hidden else math.prod(shape))
+        prior = 2 * k * self.code_size if self.prior == "conditional" else 0  # μ_y and σ_y
+        return count + prior + (self.likelihood == "gaussian")

@@ -44,6 +44,10 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message is one line naming the file and the key."""
 
 
+#: `check_model_for_data` without a check of the labels.
+NOT_CHECKED = object()
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig(HParams):
     """Where the examples come from and how they are prepared (docs/data.md).
@@ -484,15 +488,21 @@ def _model_from(values: dict, input_shape, where: str) -> ModelConfig:
     return model
 
 
-def check_model_for_data(model: ModelConfig, input_shape, bounded, where: str) -> None:
+def check_model_for_data(model: ModelConfig, input_shape, bounded, where: str, labels=NOT_CHECKED) -> None:
     """RecipeError when the model cannot take examples of `input_shape` (or, `bounded` not None,
-    of those units: False for standardized tables and series), or could not fit in memory."""
+    of those units: False for standardized tables and series; or, `labels` given, the data's
+    labels, None when it has none: a conditional model needs them), or could not fit in memory."""
     try:
         model.hparams.check_shape(tuple(input_shape))
         if bounded is not None:
             model.hparams.check_units(bounded)
     except ValueError as e:
         raise RecipeError(f"{where}: model.{e} (the data's examples have shape {tuple(input_shape)})") from None
+    if labels is not NOT_CHECKED:
+        try:
+            model.hparams.check_labels(labels)
+        except ValueError as e:
+            raise RecipeError(f"{where}: model.{e}" if str(e).startswith("num_classes") else f"{where}: {e}") from None
     check_fits_in_memory(model.hparams, tuple(input_shape), where)
 
 

@@ -136,7 +136,7 @@ class ImageFiles:
         return np.concatenate(list(self.dataset(batch_size, shuffle=False).as_numpy_iterator()))
 
     def dataset(self, batch_size: int, *, shuffle: bool = True, seed: int = 0, repeat: bool = False,
-                drop_remainder: bool = False):
+                drop_remainder: bool = False, labels=None):
         """A tf.data pipeline of batches of the decoded images (inputs only: the target is the input).
 
         The file list is shuffled (one seeded permutation per pass, as in
@@ -156,9 +156,11 @@ class ImageFiles:
             seed: Makes the orders reproducible, >= 0.
             repeat: Repeat forever (each pass reshuffled). A pass's last batch may be partial.
             drop_remainder: Drop the last partial batch of each pass.
+            labels: int labels, one per file: then each element is (images, labels of those files).
 
         Returns:
-            A tf.data.Dataset of float32 batches (B, height, width, channels) in raw units 0..255.
+            A tf.data.Dataset of float32 batches (B, height, width, channels) in raw units 0..255
+            (with `labels`, pairs of such a batch and its int32 labels (B,)).
 
         Raises:
             ValueError: On batch_size < 1 or seed < 0.
@@ -171,13 +173,16 @@ class ImageFiles:
 
         n, size = len(self), int(batch_size)
         paths = tf.constant(self.paths, dtype=tf.string, shape=(n,))
+        if labels is not None:  # shuffled and batched beside their paths
+            paths = (paths, tf.constant(np.asarray(labels, np.int32), shape=(n,)))
         if shuffle:
             # One stateless key per pass from a seeded stream that restarts differently for every
             # iterator: each epoch its own order, the same orders for the same seed.
             def one_pass(key):
                 order = tf.random.experimental.stateless_shuffle(
                     tf.range(n, dtype=tf.int64), seed=tf.stack([key, tf.constant(-1 - seed, tf.int64)]))
-                return tf.data.Dataset.from_tensor_slices(tf.gather(paths, order)).batch(size, drop_remainder)
+                return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda t: tf.gather(t, order), paths)
+                                                          ).batch(size, drop_remainder)
 
             keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
             batches = (keys if repeat else keys.take(1)).flat_map(one_pass)
@@ -185,6 +190,11 @@ class ImageFiles:
             batches = tf.data.Dataset.from_tensor_slices(paths).batch(size, drop_remainder)
             batches = batches.repeat() if repeat else batches
         decode = _batch_decoder(self.height, self.width, self.channels, self.resize)
+        if labels is not None:
+            decode_paths = decode
+
+            def decode(batch_paths, batch_labels):
+                return decode_paths(batch_paths), batch_labels
         ds = batches.map(decode, num_parallel_calls=_cpu_count(), deterministic=True)
         return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options())
 

@@ -23,8 +23,13 @@ def fixed_pipeline_options() -> tf.data.Options:
     return options
 
 
+def labelled_inputs(x, y):
+    """The default inputs structure of a labelled batch: {"x": x, "label": y}."""
+    return {"x": x, "label": y}
+
+
 def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_remainder=False,
-                 repeat=False) -> tf.data.Dataset:
+                 repeat=False, labels=None, inputs_of=None) -> tf.data.Dataset:
     """Builds a batched tf.data pipeline of inputs only (the target is the input).
 
     The images stay in memory as one tensor and every element of the pipeline is a whole batch:
@@ -43,20 +48,33 @@ def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_r
         binarize: "none", "static" (sampled once) or "dynamic" (resampled per batch and epoch).
         drop_remainder: Drop the last partial batch.
         repeat: Repeat forever (each pass reshuffled).
+        labels: int labels of x, one per example, for a model that takes them: each batch then
+            carries its examples' labels, gathered by the same (shuffled) row indices.
+        inputs_of: (x batch, int32 labels batch) → the element, e.g. the model's
+            `Autoencoder.inputs_of`; default `labelled_inputs`. Used only with labels.
 
     Returns:
-        A dataset yielding float32 batches of x (Keras then calls compute_loss with y=None).
+        A dataset yielding float32 batches of x (Keras then calls compute_loss with y=None), or,
+        with labels, `inputs_of(x batch, labels batch)`.
 
     Raises:
-        ValueError: On an unknown binarize or batch_size < 1.
+        ValueError: On an unknown binarize, batch_size < 1 or labels that are not one per example.
     """
     if binarize not in BINARIZATIONS:
         raise ValueError(f"Unknown binarize {binarize!r}. Allowed: {', '.join(BINARIZATIONS)}")
     check_int("batch_size", batch_size, 1)
+    pack = inputs_of or labelled_inputs
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int32)
+        if labels.shape != (len(x),):
+            raise ValueError(f"labels must hold one label per example: {len(x)} examples. "
+                             f"Received: labels of shape {labels.shape}")
     if hasattr(x, "dataset"):
         if binarize != "none":
             raise ValueError("binarize applies to in-memory images in [0, 1], not to files read as they stream")
-        return x.dataset(int(batch_size), shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder)
+        ds = x.dataset(int(batch_size), shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder,
+                       labels=labels)
+        return ds if labels is None else ds.map(pack)
     x = np.asarray(x, dtype=np.float32)
     if binarize == "static":
         x = binarize_static(x, seed)
@@ -77,8 +95,14 @@ def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_r
     else:
         batches = starts.repeat() if repeat else starts
 
-    def rows(item):  # a batch's images: item holds its row indices (shuffled) or its first row
-        return tf.gather(images, item) if shuffle else images[item:item + size]
+    def rows(item, table=images):  # a batch's rows: item holds its row indices (shuffled) or its first row
+        return tf.gather(table, item) if shuffle else table[item:item + size]
+
+    if labels is not None:  # the labels are gathered by the same indices as their images
+        label_table = tf.constant(labels)
+
+        def labelled(xb, item):
+            return pack(xb, rows(item, label_table))
 
     if binarize == "dynamic":
         # Every batch gets its own stateless key from a seeded stream that restarts differently
@@ -86,10 +110,13 @@ def make_dataset(x, *, batch_size, shuffle=True, seed=0, binarize="none", drop_r
         def sample(item, key):
             xb = rows(item)
             u = tf.random.stateless_uniform(tf.shape(xb), seed=tf.stack([key, tf.constant(seed, tf.int64)]))
-            return tf.cast(u < xb, tf.float32)
+            xb = tf.cast(u < xb, tf.float32)
+            return xb if labels is None else labelled(xb, item)
 
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((batches, keys)).map(sample)
-    else:
+    elif labels is None:
         ds = batches.map(rows)
+    else:
+        ds = batches.map(lambda item: labelled(rows(item), item))
     return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_pipeline_options())

@@ -197,9 +197,12 @@ def corrupt_all(x_test, seed: int, tf) -> dict:
 
 # Metrics on arrays.
 
-def batched(fn, x, batch_size: int = 500) -> np.ndarray:
-    """`fn` applied to `x` in batches, concatenated as a numpy array."""
-    return np.concatenate([np.asarray(fn(x[s: s + batch_size])) for s in range(0, len(x), batch_size)])
+def batched(fn, x, batch_size: int = 500, y=None) -> np.ndarray:
+    """`fn` applied to `x` in batches, concatenated as a numpy array; with labels `y`, fn(x_batch, y_batch)."""
+    if y is None:
+        return np.concatenate([np.asarray(fn(x[s: s + batch_size])) for s in range(0, len(x), batch_size)])
+    return np.concatenate([np.asarray(fn(x[s: s + batch_size], y[s: s + batch_size]))
+                           for s in range(0, len(x), batch_size)])
 
 
 def per_image_mse(x, x_hat) -> np.ndarray:
@@ -273,7 +276,7 @@ def _flat(codes) -> np.ndarray:
 
 
 def score_representation(encode, reconstruct, data: EvalData, settings: EvalSettings, *,
-                         reconstruction: bool = True, test_codes=None) -> dict:
+                         reconstruction: bool = True, test_codes=None, with_labels: bool = False) -> dict:
     """Reconstruction, robustness and probe metrics of any encoder/reconstructor pair.
 
     The trained models and the reference rows (`zoo.evaluation.baselines`) all go through this function.
@@ -285,19 +288,24 @@ def score_representation(encode, reconstruct, data: EvalData, settings: EvalSett
         settings: the `EvalSettings`.
         reconstruction: score the clean reconstruction (False for the identity "model").
         test_codes: codes of `data.x_test` if already computed.
+        with_labels: encode and reconstruct take the examples' labels too, (x, y) (a model that
+            takes labels, `Autoencoder.takes_labels`): the test images', also for their
+            corrupted copies, and the probe images'. The probes then measure what the codes
+            carry beyond the labels the model was given.
     """
     out = {}
     b = settings.batch_size
+    y_test, y_probe = (data.y_test, data.y_probe) if with_labels else (None, None)
     if reconstruction:
-        out.update(reconstruction_metrics(data.x_test, batched(reconstruct, data.x_test, b), data.bounded))
+        out.update(reconstruction_metrics(data.x_test, batched(reconstruct, data.x_test, b, y_test), data.bounded))
     for column, x_noisy in data.corrupted.items():
-        out[column] = psnr(data.x_test, batched(reconstruct, x_noisy, b))
+        out[column] = psnr(data.x_test, batched(reconstruct, x_noisy, b, y_test))
     if data.corrupted:
         out["robust_psnr_mean"] = float(np.mean([out[c] for c in data.corrupted]))
     if not data.labelled:
         return out
-    train_codes = batched(encode, data.x_probe, b)
-    test_codes = batched(encode, data.x_test, b) if test_codes is None else test_codes
+    train_codes = batched(encode, data.x_probe, b, y_probe)
+    test_codes = batched(encode, data.x_test, b, y_test) if test_codes is None else test_codes
     out["probe_accuracy"], out["probe_converged"] = linear_probe(
         train_codes, data.y_probe, test_codes, data.y_test, c=settings.probe_c, max_iter=settings.probe_max_iter)
     out["knn_accuracy"] = knn_accuracy(train_codes, data.y_probe, test_codes, data.y_test, k=settings.knn_k)
@@ -347,12 +355,13 @@ def budget(recipe, metrics: dict) -> dict:
             "timed_epochs": metrics.get("timed_epochs")}
 
 
-def inference_latency_ms(model, x, repeats: int = 20, warmup: int = 3) -> float:
-    """Median milliseconds of one compiled inference call on the batch `x`."""
+def inference_latency_ms(model, x, repeats: int = 20, warmup: int = 3, y=None) -> float:
+    """Median milliseconds of one compiled inference call on the batch `x` (with labels `y`, for a
+    model that takes them)."""
     import tensorflow as tf
 
     fn = tf.function(lambda t: model(t, training=False))
-    x = tf.constant(x)
+    x = tf.nest.map_structure(tf.constant, model.inputs_of(x, y))
     for _ in range(warmup):
         fn(x).numpy()
     times = []
@@ -368,20 +377,36 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
     import tensorflow as tf
 
     start = time.perf_counter()
+    labels = model.takes_labels  # then every call carries the examples' labels (`Autoencoder.inputs_of`)
     if data.preprocessing["kind"] == "none":
-        encode = tf.function(model.encode, reduce_retracing=True)
-        reconstruct = tf.function(model.reconstruct, reduce_retracing=True)
+        encode_graph = tf.function(model.encode, reduce_retracing=True)
+        reconstruct_graph = tf.function(model.reconstruct, reduce_retracing=True)
+
+        def to_raw(x):
+            return x
     else:  # the data is held in the model's units: the model takes and returns raw units
-        encode = tf.function(lambda x: model.encode(model.denormalize(x)), reduce_retracing=True)
-        reconstruct = tf.function(lambda x: model.normalize(model.reconstruct(model.denormalize(x))),
-                                  reduce_retracing=True)
+        encode_graph = tf.function(model.encode, reduce_retracing=True)
+        reconstruct_graph = tf.function(lambda inputs: model.normalize(model.reconstruct(inputs)),
+                                        reduce_retracing=True)
+
+        def to_raw(x):
+            return model.denormalize(tf.constant(x))
+
+    def encode(x, y=None):
+        return encode_graph(model.inputs_of(to_raw(x), y))
+
+    def reconstruct(x, y=None):
+        return reconstruct_graph(model.inputs_of(to_raw(x), y))
+
+    n_latency = settings.latency_batch_size
     row = {"name": recipe.name, "kind": "model", "family": recipe.model.family,
            "code_size": int(model.code_size), **budget(recipe, metrics),
            "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-           "latency_ms": inference_latency_ms(model, data.raw(data.x_test[: settings.latency_batch_size])),
-           "latency_batch_size": int(min(settings.latency_batch_size, len(data.x_test)))}
-    test_codes = batched(encode, data.x_test, settings.batch_size)
-    row.update(score_representation(encode, reconstruct, data, settings, test_codes=test_codes))
+           "latency_ms": inference_latency_ms(model, data.raw(data.x_test[:n_latency]),
+                                              y=None if data.y_test is None else data.y_test[:n_latency]),
+           "latency_batch_size": int(min(n_latency, len(data.x_test)))}
+    test_codes = batched(encode, data.x_test, settings.batch_size, data.y_test if labels else None)
+    row.update(score_representation(encode, reconstruct, data, settings, test_codes=test_codes, with_labels=labels))
     row.update(family_metrics(model, recipe, data, settings))
     row["eval_seconds"] = round(time.perf_counter() - start, 2)
     return row, test_codes
@@ -389,14 +414,16 @@ def evaluate_model(model, recipe, metrics: dict, data: EvalData, settings: EvalS
 
 def family_metrics(model, recipe, data: EvalData, settings: EvalSettings) -> dict:
     """The family's own metrics (`Autoencoder.evaluation_metrics`) on the test set as the model
-    was trained on it: binarized once with the recipe's seed + 1 when the recipe binarizes."""
+    was trained on it: binarized once with the recipe's seed + 1 when the recipe binarizes. The
+    hook gets the model's inputs of those examples, `inputs_of(x, y)`: x itself unless the model
+    takes labels."""
     x = data.raw(data.x_test)
     binarize = recipe.data.binarize
     if binarize != "none":
         from zoo.data.sources import binarize_static
 
         x = binarize_static(x, recipe.train.seed + 1)
-    out = model.evaluation_metrics(x, settings)
+    out = model.evaluation_metrics(model.inputs_of(x, data.y_test), settings)
     if "nll" in out:
         out["nll_data"] = (f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
                            if binarize != "none" else f"grayscale, {out.get('likelihood', '')} likelihood")

@@ -10,6 +10,12 @@ code, a box over given codes' range.
 Inputs and decoded outputs are in the data's raw units, as `encode` takes them and `decode`
 returns them; the figures show images in the model's units ([0, 1] pixels).
 
+A model that takes labels (`takes_labels`, e.g. a conditional VAE) is given the examples' labels
+(`y_a`, `y_b`, `y`, ...) through `inputs_of` and `codes_of`: each code is decoded under its
+example's label, the points of an interpolation under the label of the nearer end (x_a's up to
+t = 1/2), the traversal under the example's label, and the grid under one label `y`. Other
+models ignore labels.
+
 Example:
     >>> path = zoo.interpolate(model, x_test[0], x_test[1], steps=8)
     >>> path.images.shape, path.method              # (8, 28, 28, 1), "spherical" for a VAE
@@ -51,12 +57,14 @@ class Interpolation:
             codes of x_a and x_b.
         t: the path parameter of each step, from 0 to 1.
         method: "linear" or "spherical".
+        labels: the label each code was decoded under, shaped like codes[..., 0], or None.
     """
 
     images: np.ndarray
     codes: np.ndarray
     t: np.ndarray
     method: str
+    labels: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,16 +105,33 @@ class LatentGrid:
 
 # Codes.
 
-def encode(model, x, batch_size: int = 500) -> np.ndarray:
-    """The codes of the examples `x` (raw units), float32 (N, d), in batches."""
-    return batched(model.encode, np.asarray(x, np.float32), batch_size).astype(np.float32, copy=False)
+def encode(model, x, batch_size: int = 500, y=None) -> np.ndarray:
+    """The codes of the examples `x` (raw units, labels `y`), float32 (N, d), in batches."""
+    def fn(xb, yb=None):
+        return model.encode(model.inputs_of(xb, yb))
+
+    return batched(fn, np.asarray(x, np.float32), batch_size, _labels(y, len(x))).astype(np.float32, copy=False)
 
 
-def decode(model, z, batch_size: int = 500) -> np.ndarray:
-    """The decodes of codes `z` (..., d), in the data's raw units, shape (..., *input_shape)."""
+def decode(model, z, batch_size: int = 500, y=None) -> np.ndarray:
+    """The decodes of codes `z` (..., d) (labels `y` of shape z.shape[:-1], or one label), in the
+    data's raw units, shape (..., *input_shape)."""
     z = np.asarray(z, np.float32)
-    flat = batched(model.decode, z.reshape(-1, z.shape[-1]), batch_size).astype(np.float32, copy=False)
+
+    def fn(zb, yb=None):
+        return model.decode(model.codes_of(zb, yb))
+
+    flat_y = None if y is None else np.broadcast_to(np.asarray(y), z.shape[:-1]).reshape(-1)
+    flat = batched(fn, z.reshape(-1, z.shape[-1]), batch_size, flat_y).astype(np.float32, copy=False)
     return flat.reshape(z.shape[:-1] + flat.shape[1:])
+
+
+def _labels(y, n: int):
+    """Labels of n examples: None, one label for all, or one each."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    return np.full(n, y) if y.ndim == 0 else y.reshape(-1)
 
 
 def _examples(model, x, name: str) -> tuple[np.ndarray, bool]:
@@ -170,7 +195,7 @@ def default_method(model) -> str:
     return "spherical" if getattr(model, "latent_prior", None) == "gaussian" else "linear"
 
 
-def interpolate(model, x_a, x_b, steps: int = 8, method: str | None = None) -> Interpolation:
+def interpolate(model, x_a, x_b, steps: int = 8, method: str | None = None, y_a=None, y_b=None) -> Interpolation:
     """Decodes along the path between the codes of x_a and x_b.
 
     Args:
@@ -179,6 +204,8 @@ def interpolate(model, x_a, x_b, steps: int = 8, method: str | None = None) -> I
         steps: points on each path, endpoints included (≥ 2).
         method: "linear", "spherical" (slerp, see `slerp`), or None: spherical when the model
             declares a Gaussian prior (`latent_prior == "gaussian"`), else linear.
+        y_a, y_b: their labels, for a model that takes labels: x_a's code is encoded with y_a
+            and the points with t ≤ 1/2 are decoded under it, the others under y_b.
 
     Returns:
         An `Interpolation`; its first and last codes are exactly encode(x_a) and encode(x_b).
@@ -191,14 +218,17 @@ def interpolate(model, x_a, x_b, steps: int = 8, method: str | None = None) -> I
     b, _ = _examples(model, x_b, "x_b")
     if a.shape != b.shape:
         raise ValueError(f"x_a and x_b must hold as many examples. Received: {len(a)} and {len(b)}")
-    za, zb = encode(model, a), encode(model, b)
+    ya, yb = _labels(y_a, len(a)), _labels(y_b, len(b))
+    za, zb = encode(model, a, y=ya), encode(model, b, y=yb)
     t = np.linspace(0.0, 1.0, steps)
     codes = (slerp if method == "spherical" else lerp)(za, zb, t).astype(np.float32)
     codes[:, 0], codes[:, -1] = za, zb  # exact endpoints, whatever the rounding of the formula
-    images = decode(model, codes)
+    labels = None if ya is None or yb is None else np.where(t[None, :] <= 0.5, ya[:, None], yb[:, None])
+    images = decode(model, codes, y=labels)
     if single:
         codes, images = codes[0], images[0]
-    return Interpolation(images=images, codes=codes, t=t, method=method)
+        labels = None if labels is None else labels[0]
+    return Interpolation(images=images, codes=codes, t=t, method=method, labels=labels)
 
 
 # Traversal.
@@ -216,7 +246,8 @@ def check_dims(model, dims) -> tuple:
     return tuple(int(j) for j in dims)
 
 
-def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, reference=None) -> Traversal:
+def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, reference=None, y=None,
+             reference_y=None) -> Traversal:
     """Decodes of the code of x with one latent dimension at a time set across a range.
 
     Each chosen dimension j takes `steps` values, the other dimensions keeping x's code:
@@ -235,6 +266,8 @@ def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, reference=N
         steps: values per dimension (≥ 2).
         reference: examples (N, *input_shape) whose codes' spread scales the offsets of a model
             without a Gaussian prior; ignored with one.
+        y, reference_y: the labels of x and of `reference`, for a model that takes labels; every
+            point is decoded under x's label.
 
     Returns:
         A `Traversal`.
@@ -243,25 +276,27 @@ def traverse(model, x, dims=None, span: float = 3.0, steps: int = 7, reference=N
     batch, _ = _examples(model, x, "x")
     if len(batch) != 1:
         raise ValueError(f"traverse takes one example. Received: a batch of {len(batch)}")
-    code = encode(model, batch)[0]
+    code = encode(model, batch, y=y)[0]
     offsets = np.linspace(-span, span, steps)
     if default_method(model) == "spherical":
         values = np.tile(offsets, (len(dims), 1))
     else:
         spread = np.ones(code.shape)
         if reference is not None:
-            spread = encode(model, _examples(model, reference, "reference")[0]).std(axis=0)
+            spread = encode(model, _examples(model, reference, "reference")[0], y=reference_y).std(axis=0)
         values = code[list(dims), None] + offsets[None, :] * spread[list(dims), None]
     codes = np.tile(code, (len(dims), steps, 1))
     for i, j in enumerate(dims):
         codes[i, :, j] = values[i]
-    return Traversal(images=decode(model, codes), codes=codes, dims=dims, values=values.astype(np.float32),
+    label = None if y is None else _labels(y, 1)[0]
+    return Traversal(images=decode(model, codes, y=label), codes=codes, dims=dims, values=values.astype(np.float32),
                      code=code)
 
 
 # The 2-D grid.
 
-def latent_grid(model, n: int = 15, span: float | None = None, codes=None, margin: float = 0.05) -> LatentGrid:
+def latent_grid(model, n: int = 15, span: float | None = None, codes=None, margin: float = 0.05, y=None,
+                codes_y=None) -> LatentGrid:
     """Decodes over an n × n grid of a 2-D code space.
 
     The grid's values along each axis:
@@ -272,6 +307,9 @@ def latent_grid(model, n: int = 15, span: float | None = None, codes=None, margi
       as in Kingma & Welling's (2014) figures of 2-D latent spaces;
     - otherwise: n values evenly spaced over the range of `codes` (examples whose codes set
       the box, per axis).
+
+    A model that takes labels decodes every point under the one label `y` (and encodes `codes`
+    with their labels `codes_y`).
 
     Raises:
         ValueError: a code size other than 2, or neither a Gaussian prior, `span` nor `codes`.
@@ -290,14 +328,14 @@ def latent_grid(model, n: int = 15, span: float | None = None, codes=None, margi
         inverse = NormalDist().inv_cdf
         axes = [np.array([inverse(p) for p in np.linspace(margin, 1 - margin, n)])] * 2
     elif codes is not None:
-        z = encode(model, _examples(model, codes, "codes")[0])
+        z = encode(model, _examples(model, codes, "codes")[0], y=codes_y)
         axes = [np.linspace(z[:, k].min(), z[:, k].max(), n) for k in range(2)]
     else:
         raise ValueError("latent_grid of a model without a Gaussian prior needs span= or codes= "
                          "(examples whose codes' range sets the box)")
     z0, z1 = axes[0], axes[1][::-1]
     grid = np.stack(np.meshgrid(z0, z1), axis=-1).astype(np.float32)  # grid[i, j] = (z0[j], z1[i])
-    return LatentGrid(images=decode(model, grid), codes=grid, z0=z0, z1=z1)
+    return LatentGrid(images=decode(model, grid, y=y), codes=grid, z0=z0, z1=z1)
 
 
 # t-SNE.
@@ -470,9 +508,19 @@ def save_tsne(embedding, labels, path, class_names=(), title: str = "t-SNE of te
 
 # A run's figure, for `zoo latent`.
 
-def _pairs(y, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(y, n: int, size: int, same_class: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Indices of n pairs of test examples: the first examples of classes (0, 1), (2, 3), ... in
-    turn when labelled (then their second examples, ...), else consecutive examples."""
+    turn when labelled (then their second examples, ...), else consecutive examples. With
+    `same_class` (a model given the labels), the first and second examples of each class in turn."""
+    if y is not None and same_class:
+        classes = np.unique(y)
+        a, b = [], []
+        for i in range(n):
+            members = np.flatnonzero(y == classes[i % len(classes)])
+            rank = 2 * (i // len(classes))
+            a.append(int(members[rank % len(members)]))
+            b.append(int(members[(rank + 1) % len(members)]))
+        return np.array(a), np.array(b)
     if y is not None and len(np.unique(y)) > 1:
         classes = np.unique(y)
         k = len(classes)
@@ -544,15 +592,19 @@ def write_latent_figure(run, figure: str, out=None, steps: int | None = None, di
         _check_image_kind(kind, "grid")
     limit = {"tsne": examples or TSNE_POINTS, "interpolate": 0}.get(figure, examples or 500)
     x, y = splits.test_arrays(limit)
+    fed = y if model.takes_labels else None  # the labels a model that takes them is given
     if figure == "interpolate":
-        a, b = _pairs(y, examples or 4, len(x))
-        result = interpolate(model, x[a], x[b], steps=steps or 8)
+        a, b = _pairs(y, examples or 4, len(x), same_class=fed is not None)
+        result = interpolate(model, x[a], x[b], steps=steps or 8, y_a=None if fed is None else fed[a],
+                             y_b=None if fed is None else fed[b])
         return save_interpolation(model, result, out, kind)
     if figure == "traverse":
-        result = traverse(model, x[0], dims=dims, span=span or 3.0, steps=steps or 7, reference=x)
+        result = traverse(model, x[0], dims=dims, span=span or 3.0, steps=steps or 7, reference=x,
+                          y=None if fed is None else fed[:1], reference_y=fed)
         return save_traversal(model, result, out, kind)
     if figure == "grid":
-        return save_grid(model, latent_grid(model, n=steps or 15, span=span, codes=x), out, kind)
-    embedding, labels = tsne(encode(model, x), y, max_points=limit, seed=seed)
+        grid = latent_grid(model, n=steps or 15, span=span, codes=x, y=None if fed is None else fed[0], codes_y=fed)
+        return save_grid(model, grid, out, kind)
+    embedding, labels = tsne(encode(model, x, y=fed), y, max_points=limit, seed=seed)
     return save_tsne(embedding, labels, out, class_names=splits.class_names,
                      title=f"t-SNE of {recipe.name}'s test codes (d = {d})")

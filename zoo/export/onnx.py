@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from zoo.export.report import keras_reconstruction, measure, write_report
+from zoo.export.report import keras_reconstruction, measure, serving_feeds, write_report
 from zoo.export.runners import OnnxRunner
 from zoo.export.saved_model import serving_functions
 from zoo.io import atomic_path
@@ -38,7 +38,8 @@ def export_onnx(source, directory: Path, *, evaluation, latency_runs=100, say=pr
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     x_eval, eval_name = evaluation
-    reference = keras_reconstruction(source.model, x_eval)
+    feeds = serving_feeds(source.model, x_eval)
+    reference = keras_reconstruction(source.model, feeds)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written, rows = [], []
@@ -54,6 +55,6 @@ def export_onnx(source, directory: Path, *, evaluation, latency_runs=100, say=pr
                          "opset": OPSET, "source": source.origin, "eval_data": eval_name,
                          "eval_examples": int(len(x_eval)),
                          "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                         **measure(OnnxRunner(path), x_eval, reference, latency_runs)})
+                         **measure(OnnxRunner(path), x_eval, reference, latency_runs, feeds)})
     written.append(write_report(directory, rows))
     return written

@@ -15,23 +15,33 @@ from zoo.io import write_json
 EVAL_BATCH = 500
 
 
-def keras_reconstruction(model, x: np.ndarray) -> np.ndarray:
-    """The float Keras model's deterministic reconstruction of `x` (the reference of the report)."""
-    return np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype="float32")
+def serving_feeds(model, x: np.ndarray) -> list[dict]:
+    """The serving_default inputs of the examples `x`, batch by batch: the model's own
+    `signature_inputs` (x, and the labels a conditional model makes up for them)."""
+    return [model.signature_inputs(x[s: s + EVAL_BATCH])["serving_default"] for s in range(0, len(x), EVAL_BATCH)]
 
 
-def measure(runner, x: np.ndarray, reference: np.ndarray, latency_runs: int) -> dict:
-    """Error of `runner`'s reconstruction against the clean `x` and the Keras `reference`, and latency."""
-    recon = np.concatenate([runner(x=x[s: s + EVAL_BATCH])["reconstruction"] for s in range(0, len(x), EVAL_BATCH)])
+def keras_reconstruction(model, feeds: list[dict]) -> np.ndarray:
+    """The float Keras model's deterministic reconstruction of the `serving_feeds` (the reference
+    of the report): its serving_default function, run by TensorFlow."""
+    fn = model.serving_signatures()["serving_default"]
+    return np.concatenate([np.asarray(fn(**feed)["reconstruction"], dtype="float32") for feed in feeds])
+
+
+def measure(runner, x: np.ndarray, reference: np.ndarray, latency_runs: int, feeds: list[dict] | None = None) -> dict:
+    """Error of `runner`'s reconstruction of `feeds` (default: x alone, in batches) against the
+    clean `x` and the Keras `reference`, and the latency of one example."""
+    feeds = feeds or [{"x": x[s: s + EVAL_BATCH]} for s in range(0, len(x), EVAL_BATCH)]
+    recon = np.concatenate([runner(**feed)["reconstruction"] for feed in feeds])
     keras_mse = float(np.mean((reference - x) ** 2))
     mse = float(np.mean((recon - x) ** 2))
-    one = x[:1]
+    one = {key: value[:1] for key, value in feeds[0].items()}
     for _ in range(3):
-        runner(x=one)
+        runner(**one)
     times = []
     for _ in range(latency_runs):
         start = time.perf_counter()
-        runner(x=one)
+        runner(**one)
         times.append(time.perf_counter() - start)
     return {
         "mse": mse,

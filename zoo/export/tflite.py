@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.export.report import keras_reconstruction, measure, write_report
+from zoo.export.report import keras_reconstruction, measure, serving_feeds, write_report
 from zoo.export.runners import TFLiteRunner
 from zoo.export.saved_model import tempdir, write_signatures
 from zoo.io import atomic_path
@@ -106,9 +106,17 @@ def op_names(flatbuffer: bytes) -> list[str]:
 
 
 def calibration_inputs(model, x: np.ndarray, signatures, batch: int = 1) -> dict:
-    """Representative inputs per signature, batch by batch: the model's own `signature_inputs`."""
-    per_batch = [model.signature_inputs(x[start: start + batch]) for start in range(0, len(x), batch)]
-    return {key: [inputs[key] for inputs in per_batch] for key in signatures}
+    """Representative inputs per signature, batch by batch: the model's own `signature_inputs` of
+    all of x, each per-example input sliced (so labels a conditional model makes up for the
+    examples vary over the batches as over x); scalar inputs are kept whole."""
+    whole = model.signature_inputs(x)
+
+    def part(value, start):
+        value = np.asarray(value)
+        return value[start: start + batch] if value.ndim and len(value) == len(x) else value
+
+    return {key: [{name: part(value, start) for name, value in whole[key].items()} for start in range(0, len(x), batch)]
+            for key in signatures}
 
 
 def export_tflite(source, directory: Path, flavours, *, calibration, evaluation, latency_runs=100, say=print,
@@ -121,7 +129,8 @@ def export_tflite(source, directory: Path, flavours, *, calibration, evaluation,
 
     model = source.model
     x_eval, eval_name = evaluation
-    reference = keras_reconstruction(model, x_eval)
+    feeds = serving_feeds(model, x_eval)
+    reference = keras_reconstruction(model, feeds)
     calib = None
     if "int8" in flavours:
         calib = calibration_inputs(model, calibration, model.device_signatures)
@@ -147,7 +156,7 @@ def export_tflite(source, directory: Path, flavours, *, calibration, evaluation,
                    "signatures": list(model.device_signatures), "source": source.origin,
                    "eval_data": eval_name, "eval_examples": int(len(x_eval)),
                    "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   **measure(TFLiteRunner(path), x_eval, reference, latency_runs)}
+                   **measure(TFLiteRunner(path), x_eval, reference, latency_runs, feeds)}
             rows.append(row)
             written.append(path)
             say(f"tflite       {path}")

@@ -2,6 +2,7 @@
 
 from zoo.models.base import Autoencoder
 from zoo.models.basic import BasicAutoencoder
+from zoo.models.cvae import ConditionalVariationalAutoencoder
 from zoo.models.denoising import DenoisingAutoencoder
 from zoo.models.sparse import SparseAutoencoder
 from zoo.models.stacked import StackedAutoencoder
@@ -10,6 +11,7 @@ from zoo.models.vae import VariationalAutoencoder
 __all__ = [
     "Autoencoder",
     "BasicAutoencoder",
+    "ConditionalVariationalAutoencoder",
     "DenoisingAutoencoder",
     "SparseAutoencoder",
     "StackedAutoencoder",

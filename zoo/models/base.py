@@ -21,6 +21,7 @@ hold: they call the hooks below, and each family overrides the ones it has.
     takes_labels                  False (inputs are examples only)       cvae (True: x with class labels y)
     inputs_of(x, y=None)          x (labels ignored)                     cvae ({"x": x, "label": y}, checked)
     codes_of(z, y=None)           z (labels ignored)                     cvae ({"code": z, "label": y}, checked)
+    after_fit(x, y, batch_size=…) nothing (one training stage)           vqvae (its prior on the frozen codes)
 
 Units. A model built with `preprocessing` (`zoo.layers.preprocessing`) takes raw inputs and
 returns raw outputs: `encode`, `decode`, `reconstruct`, `call` and the serving signatures apply
@@ -155,10 +156,11 @@ class Autoencoder(keras.Model):
         self.loss_name = hparams.loss
         self.weight_decay = float(hparams.weight_decay)
         regularizer = keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
-        self.encoder = make_encoder(self.input_shape_, self.hidden, hparams.encoder_units(), backbone=self.backbone,
+        self.encoder = make_encoder(hparams.encoder_input_shape(self.input_shape_), self.hidden, hparams.encoder_units(),
+                                    backbone=self.backbone,
                                     activation=self.activation, out_activation=self.code_activation,
                                     kernel_regularizer=regularizer)
-        self.decoder = make_decoder(self.code_size, self.hidden, self.input_shape_, backbone=self.backbone,
+        self.decoder = make_decoder(hparams.decoder_input_size(), self.hidden, self.input_shape_, backbone=self.backbone,
                                     activation=self.activation, out_channels=self.input_shape_[-1],
                                     kernel_regularizer=regularizer)
 
@@ -303,6 +305,11 @@ class Autoencoder(keras.Model):
         `kind` "grid" (`images`) or "rows" (`rows`, a list of (label, images)) and a `title`."""
         return {}
 
+    def after_fit(self, x, y=None, *, batch_size: int, seed: int = 0) -> None:
+        """A second training stage, run by the trainer after the main fit inside the strategy's scope
+        on the training examples `x` (labels `y`): nothing here; a family with a part trained apart
+        (the vqvae's prior on the frozen encoder's codes) trains it here."""
+
     @property
     def training_noise(self) -> dict | None:
         """The corruption the model was trained to undo, a noise table {"kind", "stddev" | "rate"}
@@ -320,8 +327,9 @@ class Autoencoder(keras.Model):
     @property
     def takes_labels(self) -> bool:
         """Whether the model's inputs carry class labels (a conditional model); then `inputs_of`
-        and `codes_of` need the examples' labels."""
-        return False
+        and `codes_of` need the examples' labels. Declared on the HParams (`takes_labels`), so a
+        recipe is checked against its data's labels before a model is built."""
+        return bool(type(self.hparams).takes_labels)
 
     def inputs_of(self, x, y=None):
         """What `call`, `forward`, `encode`, `reconstruct`, `anomaly_scores`, `feature_scores` and

@@ -22,7 +22,8 @@ def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, bat
     Args:
         log_weight_fn: (x_batch, n, seed) → log w of shape (n, B), e.g.
             `VariationalAutoencoder.log_importance_weights`.
-        x: examples, shape (N, ...).
+        x: examples, shape (N, ...), or a structure of such arrays (a model's `inputs_of(x, y)`),
+            cut into batches together.
         num_samples: k ≥ 1.
         batch_size: examples per call.
         chunk: samples per call.
@@ -33,14 +34,16 @@ def importance_sampled_log_likelihood(log_weight_fn, x, num_samples: int, *, bat
     """
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size), ("chunk", chunk)):
         check_int(name, value, 1)
-    x = np.asarray(x)
+    x = tf.nest.map_structure(np.asarray, x)
+    n_examples = len(tf.nest.flatten(x)[0])
     n_chunks = -(-num_samples // chunk)
     log_px, elbo = [], []
-    for b, start in enumerate(range(0, len(x), batch_size)):
-        xb = tf.constant(x[start: start + batch_size])
-        peak = np.full(len(xb), -np.inf)
-        scaled_sum = np.zeros(len(xb))
-        total = np.zeros(len(xb))
+    for b, start in enumerate(range(0, n_examples, batch_size)):
+        xb = tf.nest.map_structure(lambda a: tf.constant(a[start: start + batch_size]), x)
+        rows = min(batch_size, n_examples - start)
+        peak = np.full(rows, -np.inf)
+        scaled_sum = np.zeros(rows)
+        total = np.zeros(rows)
         for c, done in enumerate(range(0, num_samples, chunk)):
             n = min(chunk, num_samples - done)
             step_seed = tf.constant([seed, b * n_chunks + c], tf.int32)

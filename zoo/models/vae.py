@@ -324,12 +324,8 @@ class VariationalAutoencoder(Autoencoder):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         outputs = y_pred if isinstance(y_pred, dict) else self.forward(x, training=False)
-        target = x if y is None else y
         importance_weighted = self.iw_samples > 1 and isinstance(y_pred, dict)
-        if self.objective == "beta_tcvae":
-            per_example, reconstruction, kl = self._tcvae_loss(target, outputs)
-        else:
-            per_example, reconstruction, kl = self.negative_elbo_surrogate(target, outputs, importance_weighted)
+        per_example, reconstruction, kl = self.objective_terms(self.loss_target(x, y), outputs, importance_weighted)
         self.elbo_tracker.update_state(-(reconstruction + kl))
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
@@ -337,6 +333,17 @@ class VariationalAutoencoder(Autoencoder):
         if self.losses:
             loss += ops.sum(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
         return loss
+
+    def loss_target(self, x, y):
+        """The examples the likelihood is of: the target y when given, else the inputs x."""
+        return x if y is None else y
+
+    def objective_terms(self, target, outputs, importance_weighted: bool):
+        """(per-example loss, reconstruction, KL) of the configured objective (−ELBO or its IW
+        bound, or β-TCVAE's decomposition), for `compute_loss`."""
+        if self.objective == "beta_tcvae":
+            return self._tcvae_loss(target, outputs)
+        return self.negative_elbo_surrogate(target, outputs, importance_weighted)
 
     def negative_elbo_surrogate(self, x, outputs, importance_weighted: bool = False):
         """(per-example loss, reconstruction, KL): the loss is −ELBO (β-weighted), or the IW bound,

@@ -96,7 +96,9 @@ def shard_global_batches(make_global_dataset):
         ds = make_global_dataset()
         if replicas == 1:
             return ds
-        return ds.map(my_part).unbatch().prefetch(PREFETCH_BATCHES * local)
+        # An element may be a structure (a model's inputs with labels): every part is sliced alike.
+        return ds.map(lambda element: tf.nest.map_structure(my_part, element)).unbatch().prefetch(
+            PREFETCH_BATCHES * local)
 
     return dataset_fn
 

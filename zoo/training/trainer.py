@@ -172,7 +172,7 @@ def build_model(recipe: Recipe, strategy, steps_total: int, input_shape=None, pr
     input_shape = tuple(input_shape or recipe.input_shape)
     with strategy.scope():
         model = recipe.model.build(input_shape, preprocessing)
-        model(np.zeros((1, *input_shape), "float32"))
+        model(model.inputs_of(np.zeros((1, *input_shape), "float32"), np.zeros(1, "int64")))
         model.compile(optimizer=make_optimizer(recipe.train, steps_total), jit_compile=recipe.train.jit_compile,
                       steps_per_execution=recipe.train.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
@@ -188,7 +188,9 @@ def load_data(recipe: Recipe):
         RecipeError: a model that cannot take the data (its shape or units) or would not fit in memory.
     """
     splits = load_splits(recipe.data, recipe.train.seed, recipe.input_shape)
-    check_model_for_data(recipe.model, splits.input_shape, splits.bounded, recipe.path or recipe.name)
+    labels = [y for y in (splits.y_fit, splits.y_val, splits.y_test) if y is not None]
+    check_model_for_data(recipe.model, splits.input_shape, splits.bounded, recipe.path or recipe.name,
+                         labels=np.concatenate(labels) if splits.labelled else None)
     return splits
 
 
@@ -353,6 +355,10 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             x_val = zloop.trim_to_replicas(x_val, replicas) if x_val is not None else None
         steps = train.steps_per_epoch or int(np.ceil(len(x_fit) / train.batch_size))
         model = build_model(recipe, strategy, steps * train.epochs, splits.input_shape, splits.preprocessing)
+        # The labels each split feeds a model that takes them (`Autoencoder.inputs_of`), else None.
+        y_fit, y_val, y_test = (fed_labels(model, x, y) for x, y in
+                                ((x_fit, splits.y_fit), (x_val, splits.y_val), (x_test, splits.y_test)))
+        given = {"labels": y_fit, "inputs_of": model.inputs_of}
         check_free_space(run_dir, needed_disk_bytes(model), "this run")
         write_text(run_dir / "recipe.toml", recipe.to_toml())
         guard = DivergenceGuard(DIVERGENCE_GROWTH)
@@ -382,10 +388,11 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
 
             def fit_data():
                 return zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=binarize,
-                                          repeat=bool(train.steps_per_epoch))
+                                          repeat=bool(train.steps_per_epoch), **given)
 
             def val_data():
-                return zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False)
+                return zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False, labels=y_val,
+                                          inputs_of=model.inputs_of)
 
             if initial_epoch < train.epochs:
                 zloop.fit_custom_loop(
@@ -397,16 +404,18 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
             wall = time.perf_counter() - start
             test_loss = zloop.evaluate_custom_loop(
                 model, strategy,
-                zloop.shard_global_batches(lambda: zdata.make_dataset(x_test, batch_size=val_batch, shuffle=False)),
+                zloop.shard_global_batches(lambda: zdata.make_dataset(x_test, batch_size=val_batch, shuffle=False,
+                                                                      labels=y_test, inputs_of=model.inputs_of)),
                 zloop.steps_for(len(x_test), val_batch))["loss"]
         else:
             ds = zdata.make_dataset(x_fit, batch_size=train.batch_size, seed=train.seed, binarize=binarize,
-                                    repeat=bool(train.steps_per_epoch))
+                                    repeat=bool(train.steps_per_epoch), **given)
             if not train.steps_per_epoch:
                 # A shuffled pass has an unknown cardinality (flat_map): Keras would learn its length by
                 # running out of data in the first epoch, warning "Your input ran out of data". State it.
                 ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
-            val = zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False) if x_val is not None else None
+            val = (zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False, labels=y_val, inputs_of=model.inputs_of)
+                   if x_val is not None else None)
             if initial_epoch < train.epochs:
                 model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=train.steps_per_epoch or None, validation_data=val,
@@ -415,7 +424,10 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         rows = checkpoint.rows
         if guard.diverged:
             stop_diverged(recipe, run_dir if scratch is None else None, guard, rows)
-        run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss, splits=splits)
+        with strategy.scope():  # the family's own second stage, if any (`Autoencoder.after_fit`)
+            model.after_fit(x_fit, y=y_fit, batch_size=train.batch_size, seed=train.seed)
+        run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss, splits=splits,
+                         y_test=y_test)
         if scratch is not None:
             run.dir = None  # this worker wrote no run directory: its scratch copy is deleted below
         return run
@@ -473,22 +485,24 @@ def remove_stale_temp_files(run_dir: Path) -> None:
 
 
 def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTimer, steps: int, wall: float,
-               x_test, test_loss=None, splits=None) -> Run:
+               x_test, test_loss=None, splits=None, y_test=None) -> Run:
     """Writes model.keras, the reconstructions figure and (last) metrics.json, which marks the run finished.
 
-    `test_loss` is computed with `model.evaluate` unless given (the custom loop evaluates itself).
+    `test_loss` is computed with `model.evaluate` unless given (the custom loop evaluates itself);
+    `y_test` are the labels of `x_test` a model that takes labels is fed (`fed_labels`).
     """
     with atomic_path(run_dir / "model.keras") as tmp:
         model.save(tmp)
     save_reconstructions(model, materialize(x_test[:10]), run_dir / "reconstructions.png",
-                         kind=splits.kind if splits is not None else "images")
+                         kind=splits.kind if splits is not None else "images", y=None if y_test is None else y_test[:10])
     steady = timer.steady_state_seconds()
     # Samples per epoch: a whole pass sees every fit example once (its last batch is partial).
     whole_pass = not recipe.train.steps_per_epoch and splits is not None
     samples = len(splits.x_fit) if whole_pass else steps * recipe.train.batch_size
     final = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
     if test_loss is None:
-        test_loss = model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False), verbose=0,
+        test_loss = model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False, labels=y_test,
+                                                      inputs_of=model.inputs_of), verbose=0,
                                    return_dict=True)["loss"]
     test_loss = float(test_loss)
     metrics = {
@@ -511,17 +525,27 @@ def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTim
     return Run(model=model, history=history, dir=run_dir, recipe=recipe, metrics=metrics)
 
 
-def save_reconstructions(model, x, path, kind: str = "images") -> None:
+def fed_labels(model, x, y):
+    """The labels of the examples x (a prefix of the split's, after trimming to the replicas) a
+    model that takes labels is fed, checked (`Autoencoder.inputs_of`); None for any other model."""
+    if x is None or not model.takes_labels:
+        return None
+    y = None if y is None else np.asarray(y)[:len(x)]
+    model.inputs_of(x, y)  # one line if the labels do not suit the model
+    return y
+
+
+def save_reconstructions(model, x, path, kind: str = "images", y=None) -> None:
     """A PNG: test images on the top row, their reconstructions below (images, shown in the
     model's [0, 1] units); the inputs and reconstructions of table rows and series windows as
-    lines, in the data's units."""
+    lines, in the data's units. `y`: the labels of x, for a model that takes them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     # A direct call rather than `predict`, which fails under MultiWorkerMirroredStrategy like `fit`.
-    recon = np.asarray(model(np.asarray(x, "float32"), training=False))
+    recon = np.asarray(model(model.inputs_of(np.asarray(x, "float32"), y), training=False))
     n = len(x)
     if kind != "images":
         fig, axes = plt.subplots(1, min(n, 4), figsize=(3.2 * min(n, 4), 2.4), squeeze=False)
