@@ -184,3 +184,20 @@ def test_litert_signatures_match_keras(trained, tmp_path):
         elif name == "score":
             np.testing.assert_allclose(runner("score", x=x, label=label)["score"],
                                        np.asarray(model.anomaly_scores(inputs)), rtol=1e-4, atol=1e-3)
+
+
+def test_its_nll_is_marked_as_conditional_so_the_report_never_ranks_it_with_unconditional_ones():
+    """−log p(x|y) is another quantity than −log p(x) (with K equally likely classes only
+    −log p(x) ≤ −log p(x|y) + log K holds): the row says which it is."""
+    from types import SimpleNamespace
+
+    from zoo.evaluation.evaluate import EvalData, EvalSettings, family_metrics
+
+    model = build_tiny("cvae", num_classes=K)
+    x, y = tiny_images(8), np.arange(8) % K
+    recipe = SimpleNamespace(data=SimpleNamespace(binarize="none"), train=SimpleNamespace(seed=0))
+    data = EvalData(x_test=x, y_test=y, x_probe=x, y_probe=y, corrupted={})
+    out = family_metrics(model, recipe, data, EvalSettings(nll_samples=4, bootstrap_resamples=0))
+    assert out["nll_data"].endswith("; the NLL of x given its label y") and np.isfinite(out["nll"])
+    plain = family_metrics(build_tiny("vae"), recipe, data, EvalSettings(nll_samples=4, bootstrap_resamples=0))
+    assert plain["nll_data"] != out["nll_data"]

@@ -26,11 +26,11 @@ import numbers
 
 import numpy as np
 
+from zoo.evaluation.intervals import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, bootstrap_interval  # noqa: F401
+
 #: Columns that are settings or identities, the same for every seed: never averaged.
 FIXED_COLUMNS = ("code_size", "parameters", "batch_size", "steps_per_epoch", "seed", "latency_batch_size",
                  "nll_samples", "nll_examples")
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_LEVEL = 0.95
 
 
 def _is_number(value) -> bool:
@@ -44,23 +44,6 @@ def mean_sd(values) -> tuple[float, float | None]:
         raise ValueError("mean_sd needs at least one value")
     mean = float(values.mean())
     return mean, (float(values.std(ddof=1)) if values.size > 1 else None)
-
-
-def bootstrap_interval(per_example, *, resamples: int = BOOTSTRAP_RESAMPLES, level: float = BOOTSTRAP_LEVEL,
-                       seed: int = 0) -> tuple[float, float]:
-    """The percentile bootstrap interval of the mean of `per_example` (one value per test image)."""
-    x = np.asarray(per_example, dtype=np.float64).ravel()
-    if x.size < 2:
-        raise ValueError(f"a bootstrap interval needs at least 2 values. Received: {x.size}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1). Received: level={level}")
-    rng = np.random.default_rng(seed)
-    means = np.empty(int(resamples))
-    for start in range(0, len(means), 200):  # 200 resamples at a time: N·200 indices in memory
-        count = min(200, len(means) - start)
-        means[start:start + count] = x[rng.integers(0, x.size, size=(count, x.size))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
 
 
 def aggregate_seeds(rows_by_seed: list[list[dict]]) -> list[dict]:

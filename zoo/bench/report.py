@@ -79,9 +79,11 @@ def markdown_table(rows, columns) -> str:
 def _cell(row, column) -> str:
     spec = COLUMNS.get(column, ("", "s"))[1]
     text = fmt(row.get(column), spec)
-    sd = row.get(f"{column}_sd")
+    sd, low, high = row.get(f"{column}_sd"), row.get(f"{column}_low"), row.get(f"{column}_high")
     if isinstance(sd, float) and not math.isnan(sd):  # several seeds: mean ± standard deviation
         text = f"{text} ± {fmt(sd, spec.replace(',', '') if spec in (',', ',.0f') else spec)}"
+    elif isinstance(low, float) and isinstance(high, float):  # one seed: the bootstrap interval over test images
+        text = f"{text} [{fmt(low, spec)}, {fmt(high, spec)}]"
     if column == "name" and row.get("kind") == "reference":
         return f"*{text}*"
     return text.replace("|", "\\|")
@@ -119,9 +121,9 @@ def evaluation_table(result: dict):
     table.add_column("metric")
     table.add_column("value", justify="right")
     for c in ordered_columns([result]):
-        if c in ("name", "family", "kind", "run"):
-            continue
-        table.add_row(COLUMNS.get(c, (c,))[0], fmt(result[c], COLUMNS.get(c, ("", "s"))[1]))
+        if c in ("name", "family", "kind", "run") or c.endswith(("_low", "_high", "_sd")):
+            continue  # an interval is shown beside its metric (`_cell`)
+        table.add_row(COLUMNS.get(c, (c,))[0], _cell(result, c))
     return table
 
 

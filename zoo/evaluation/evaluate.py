@@ -47,6 +47,7 @@ import numpy as np
 
 from zoo.checks import check_int, check_range
 from zoo.data.catalog import TRAIN_SIZES
+from zoo.evaluation.intervals import add_intervals
 from zoo.io import write_json
 
 # (kind, level): σ for "gaussian" (clipped to [0, 1]), the rate p for "salt_pepper" and "masking".
@@ -70,6 +71,9 @@ class EvalSettings:
         batch_size: images per forward pass.
         latency_batch_size: images per batch of the latency measurement.
         seed: seed of the probe subsample, the corruptions and the importance samples.
+        bootstrap_resamples: B of the 95% bootstrap interval over test images of every metric
+            that is a mean over them (PSNR, MSE, probe and k-NN accuracy): "<metric>_low" and
+            "<metric>_high" (`zoo.evaluation.intervals`); 0 for none.
     """
 
     nll_samples: int = 1000
@@ -82,11 +86,12 @@ class EvalSettings:
     batch_size: int = 500
     latency_batch_size: int = 256
     seed: int = 0
+    bootstrap_resamples: int = 1000
 
     def __post_init__(self):
         for name in ("nll_samples", "probe_train_size", "probe_max_iter", "knn_k", "batch_size", "latency_batch_size"):
             check_int(name, getattr(self, name), 1)
-        for name in ("nll_examples", "eval_examples", "seed"):
+        for name in ("nll_examples", "eval_examples", "seed", "bootstrap_resamples"):
             check_int(name, getattr(self, name), 0)
         check_range("probe_c", self.probe_c, 0.0, low_open=True)
 
@@ -210,9 +215,14 @@ def per_image_mse(x, x_hat) -> np.ndarray:
     return (diff * diff).mean(axis=1)
 
 
+def per_image_psnr(x, x_hat) -> np.ndarray:
+    """10·log10(1 / mse_image) of every image, in dB; a perfect image counts as 100 dB."""
+    return 10.0 * np.log10(1.0 / np.maximum(per_image_mse(x, x_hat), 1e-10))
+
+
 def psnr(x, x_hat) -> float:
     """Mean over images of 10·log10(1 / mse_image), in dB; a perfect image counts as 100 dB."""
-    return float(np.mean(10.0 * np.log10(1.0 / np.maximum(per_image_mse(x, x_hat), 1e-10))))
+    return float(np.mean(per_image_psnr(x, x_hat)))
 
 
 def reconstruction_metrics(x, x_hat, bounded: bool = True) -> dict:
@@ -226,10 +236,12 @@ def reconstruction_metrics(x, x_hat, bounded: bool = True) -> dict:
     return {"mse": float(per_image_mse(x, x_hat).mean()), "bce": float(bce), "psnr": psnr(x, x_hat)}
 
 
-def linear_probe(train_codes, y_train, test_codes, y_test, c: float = 0.01, max_iter: int = 1000):
+def linear_probe(train_codes, y_train, test_codes, y_test, c: float = 0.01, max_iter: int = 1000,
+                 correct: list | None = None):
     """Test accuracy of a logistic regression on standardized codes, and whether L-BFGS converged.
 
-    Returns (nan, False) when the codes are not finite (a diverged model).
+    Returns (nan, False) when the codes are not finite (a diverged model). `correct`, a list,
+    receives the 0/1 correctness of each test prediction (for a bootstrap interval).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -242,12 +254,15 @@ def linear_probe(train_codes, y_train, test_codes, y_test, c: float = 0.01, max_
     with warnings.catch_warnings(), single_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf = LogisticRegression(C=c, max_iter=max_iter).fit(scaler.transform(train_codes), y_train)
-        accuracy = float((clf.predict(scaler.transform(test_codes)) == np.asarray(y_test)).mean())
-    return accuracy, bool(np.max(clf.n_iter_) < max_iter)
+        hits = clf.predict(scaler.transform(test_codes)) == np.asarray(y_test)
+    if correct is not None:
+        correct.append(hits)
+    return float(hits.mean()), bool(np.max(clf.n_iter_) < max_iter)
 
 
-def knn_accuracy(train_codes, y_train, test_codes, y_test, k: int = 5) -> float:
-    """Test accuracy of k-NN (Euclidean) on the codes; nan for non-finite codes."""
+def knn_accuracy(train_codes, y_train, test_codes, y_test, k: int = 5, correct: list | None = None) -> float:
+    """Test accuracy of k-NN (Euclidean) on the codes; nan for non-finite codes. `correct`, a
+    list, receives the 0/1 correctness of each test prediction."""
     from sklearn.neighbors import KNeighborsClassifier
 
     train_codes, test_codes = _flat(train_codes), _flat(test_codes)
@@ -255,7 +270,10 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k: int = 5) -> float:
         return math.nan
     with single_thread():
         clf = KNeighborsClassifier(n_neighbors=min(k, len(train_codes))).fit(train_codes, y_train)
-        return float((clf.predict(test_codes) == np.asarray(y_test)).mean())
+        hits = clf.predict(test_codes) == np.asarray(y_test)
+    if correct is not None:
+        correct.append(hits)
+    return float(hits.mean())
 
 
 def single_thread():
@@ -293,23 +311,32 @@ def score_representation(encode, reconstruct, data: EvalData, settings: EvalSett
             corrupted copies, and the probe images'. The probes then measure what the codes
             carry beyond the labels the model was given.
     """
-    out = {}
+    out, per_image = {}, {}  # per_image: column → its value on each test image (the intervals')
     b = settings.batch_size
     y_test, y_probe = (data.y_test, data.y_probe) if with_labels else (None, None)
     if reconstruction:
-        out.update(reconstruction_metrics(data.x_test, batched(reconstruct, data.x_test, b, y_test), data.bounded))
+        x_hat = batched(reconstruct, data.x_test, b, y_test)
+        out.update(reconstruction_metrics(data.x_test, x_hat, data.bounded))
+        per_image["mse"] = per_image_mse(data.x_test, x_hat)
+        if "psnr" in out:
+            per_image["psnr"] = per_image_psnr(data.x_test, x_hat)
     for column, x_noisy in data.corrupted.items():
-        out[column] = psnr(data.x_test, batched(reconstruct, x_noisy, b, y_test))
+        per_image[column] = per_image_psnr(data.x_test, batched(reconstruct, x_noisy, b, y_test))
+        out[column] = float(np.mean(per_image[column]))
     if data.corrupted:
         out["robust_psnr_mean"] = float(np.mean([out[c] for c in data.corrupted]))
-    if not data.labelled:
-        return out
-    train_codes = batched(encode, data.x_probe, b, y_probe)
-    test_codes = batched(encode, data.x_test, b, y_test) if test_codes is None else test_codes
-    out["probe_accuracy"], out["probe_converged"] = linear_probe(
-        train_codes, data.y_probe, test_codes, data.y_test, c=settings.probe_c, max_iter=settings.probe_max_iter)
-    out["knn_accuracy"] = knn_accuracy(train_codes, data.y_probe, test_codes, data.y_test, k=settings.knn_k)
-    return out
+    if data.labelled:
+        train_codes = batched(encode, data.x_probe, b, y_probe)
+        test_codes = batched(encode, data.x_test, b, y_test) if test_codes is None else test_codes
+        probe_hits, knn_hits = [], []
+        out["probe_accuracy"], out["probe_converged"] = linear_probe(
+            train_codes, data.y_probe, test_codes, data.y_test, c=settings.probe_c, max_iter=settings.probe_max_iter,
+            correct=probe_hits)
+        out["knn_accuracy"] = knn_accuracy(train_codes, data.y_probe, test_codes, data.y_test, k=settings.knn_k,
+                                           correct=knn_hits)
+        per_image.update({"probe_accuracy": np.concatenate(probe_hits) if probe_hits else [],
+                          "knn_accuracy": np.concatenate(knn_hits) if knn_hits else []})
+    return add_intervals(out, per_image, resamples=settings.bootstrap_resamples, seed=settings.seed)
 
 
 # One run.
@@ -427,6 +454,8 @@ def family_metrics(model, recipe, data: EvalData, settings: EvalSettings) -> dic
     if "nll" in out:
         out["nll_data"] = (f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
                            if binarize != "none" else f"grayscale, {out.get('likelihood', '')} likelihood")
+        if out.get("nll_of"):  # e.g. −log p(x|y) of a conditional model: not comparable with −log p(x)
+            out["nll_data"] += f"; the NLL of {out['nll_of']}"
     return out
 
 
