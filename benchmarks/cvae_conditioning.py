@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
     wrong_y = (y_test + 1) % k
     wrong = np.asarray(model.reconstruct(model.inputs_of(x_test, wrong_y)))
     result = {
-        "epochs": args.epochs, "per_class": args.per_class, "fit_seconds": round(fit_s, 1),
+        "epochs": args.epochs, "samples_per_class": args.per_class, "fit_seconds": round(fit_s, 1),
         "classifier_test_accuracy": classifier_test,
         "samples_of_the_asked_class": float(np.mean(list(per_class.values()))),
         "per_class": per_class,
