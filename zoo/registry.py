@@ -76,7 +76,8 @@ HPARAMS: Registry = Registry("model")
 
 _BUILTIN = {"basic": "basic:BasicAutoencoder", "stacked": "stacked:StackedAutoencoder",
             "sparse": "sparse:SparseAutoencoder", "denoising": "denoising:DenoisingAutoencoder",
-            "vae": "vae:VariationalAutoencoder", "cvae": "cvae:ConditionalVariationalAutoencoder"}
+            "vae": "vae:VariationalAutoencoder", "cvae": "cvae:ConditionalVariationalAutoencoder",
+            "vqvae": "vqvae:VQVAE"}
 for _name, _target in _BUILTIN.items():
     FAMILIES.add_lazy(_name, f"zoo.models.{_target}")
 
@@ -150,3 +151,4 @@ def build(family: str, /, **hparams):
 
 def _load_builtin_schemas() -> None:
     importlib.import_module("zoo.configs.families")  # registers the built-in schemas (TF-free)
+    importlib.import_module("zoo.configs.vqvae")

@@ -7,6 +7,7 @@ from zoo.models.denoising import DenoisingAutoencoder
 from zoo.models.sparse import SparseAutoencoder
 from zoo.models.stacked import StackedAutoencoder
 from zoo.models.vae import VariationalAutoencoder
+from zoo.models.vqvae import VQVAE
 
 __all__ = [
     "Autoencoder",
@@ -16,4 +17,5 @@ __all__ = [
     "SparseAutoencoder",
     "StackedAutoencoder",
     "VariationalAutoencoder",
+    "VQVAE",
 ]

@@ -305,10 +305,11 @@ class Autoencoder(keras.Model):
         `kind` "grid" (`images`) or "rows" (`rows`, a list of (label, images)) and a `title`."""
         return {}
 
-    def after_fit(self, x, y=None, *, batch_size: int, seed: int = 0) -> None:
+    def after_fit(self, x, y=None, *, batch_size: int, seed: int = 0, steps_per_epoch: int | None = None) -> None:
         """A second training stage, run by the trainer after the main fit inside the strategy's scope
-        on the training examples `x` (labels `y`): nothing here; a family with a part trained apart
-        (the vqvae's prior on the frozen encoder's codes) trains it here."""
+        on the training examples `x` (labels `y`), with the main fit's batch size and steps per epoch
+        (None: whole passes): nothing here; a family with a part trained apart (the vqvae's prior on
+        the frozen encoder's codes) trains it here."""
 
     @property
     def training_noise(self) -> dict | None:

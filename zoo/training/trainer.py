@@ -425,7 +425,8 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         if guard.diverged:
             stop_diverged(recipe, run_dir if scratch is None else None, guard, rows)
         with strategy.scope():  # the family's own second stage, if any (`Autoencoder.after_fit`)
-            model.after_fit(x_fit, y=y_fit, batch_size=train.batch_size, seed=train.seed)
+            model.after_fit(x_fit, y=y_fit, batch_size=train.batch_size, seed=train.seed,
+                            steps_per_epoch=train.steps_per_epoch or None)
         run = finish_run(recipe, model, run_dir, rows, timer, steps, wall, x_test, test_loss=test_loss, splits=splits,
                          y_test=y_test)
         if scratch is not None:
