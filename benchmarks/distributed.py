@@ -42,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, emit, free_ports, quiet_env, zoo_cli  # noqa: E402
+from speed import matmul_gflops  # noqa: E402
 
 RECIPE = "recipes/vae_reference.toml"
 #: The reference VAE's trainable parameters (`tests/test_reference.py`; the all-reduce child counts them again).
@@ -204,6 +205,7 @@ def main(argv=None) -> dict:
                                          cores=2),
     }
     runs = {name: [] for name in configs}
+    rate_before = matmul_gflops()
     with tempfile.TemporaryDirectory(prefix="zoo-distributed-") as tmp:
         tmp = Path(tmp)
         for r in range(args.rounds):
@@ -230,6 +232,7 @@ def main(argv=None) -> dict:
         allreduce = json.loads(outs[0].strip().splitlines()[-1])
         allreduce["load_before"] = round(load, 2)
         print(f"distributed.py: all-reduce {allreduce}", file=sys.stderr, flush=True)
+    rate_after = matmul_gflops()
     rows = {name: {"cores": configs[name]["cores"], "global_batch": configs[name]["batch"],
                    "ms_per_step": statistics.median(x["ms_per_step"] for x in runs[name]),
                    "samples_per_s": statistics.median(x["samples_per_s"] for x in runs[name]),
@@ -239,11 +242,13 @@ def main(argv=None) -> dict:
     one = rows["one process"]["ms_per_step"]
     result = {
         "recipe": RECIPE, "epochs": args.epochs, "steps_per_epoch": args.steps, "rounds": args.rounds,
-        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
+        "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "matmul_gflops": {"before": round(rate_before, 1), "after": round(rate_after, 1)}, "rows": rows,
         "allreduce": allreduce, "two_over_one": round(two / one, 2),
         "allreduce_share_measured": round(allreduce["gradient_ms"] / two, 3),
         "allreduce_share_by_difference": round((two - half) / two, 3),
     }
+    print(f"matmul rate {rate_before:.0f} GFLOP/s before the runs, {rate_after:.0f} after\n")
     print("| configuration | cores | global batch | samples/s (median) | ms per step (median; runs) | load before |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
