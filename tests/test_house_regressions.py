@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import zoo
-from conftest import build_tiny, tiny_images, tiny_params
+from conftest import build_tiny, fed, tiny_images, tiny_params
 from zoo.configs.recipe import DataConfig, RecipeError, load_recipe, parse_recipe
 from zoo.evaluation.evaluate import budget
 from zoo.training.run_dir import same_recipe
@@ -22,7 +22,7 @@ def test_validation_runs_the_network_once_per_batch(family):
     original = model.decoder.call
     model.decoder.call = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
     x = tiny_images(8)
-    model.evaluate(x, batch_size=8, verbose=0)
+    model.evaluate(fed(model, x), batch_size=8, verbose=0)
     assert len(calls) == 1, f"{family}: the decoder ran {len(calls)} times for one validation batch"
 
 
