@@ -152,6 +152,14 @@ class VQVAE(Autoencoder):
     def _sample_graph(self, n, seed):
         return self.sample_indices(n, seed)
 
+    @tf.function(reduce_retracing=True)
+    def _indices_graph(self, x):
+        return self.encode_indices(x)
+
+    @tf.function(reduce_retracing=True)
+    def _prior_nll_graph(self, indices):
+        return self.prior_negative_log_likelihood(indices)
+
     def after_fit(self, x, y=None, *, batch_size: int, seed: int = 0, steps_per_epoch: int | None = None) -> None:
         """The second stage: the PixelCNN prior fitted for `prior_epochs` epochs to the indices of the
         frozen encoder on the training examples x, minimising the mean −log p(k_l | k_<l) per index
@@ -164,8 +172,7 @@ class VQVAE(Autoencoder):
         if not epochs or x is None or not len(x):
             return
         n = len(x) if not steps_per_epoch else min(len(x), steps_per_epoch * batch_size * epochs)
-        encode = tf.function(self.encode_indices, reduce_retracing=True)
-        indices = np.concatenate([np.asarray(encode(np.asarray(x[i:min(i + ENCODE_BATCH, n)], "float32")))
+        indices = np.concatenate([np.asarray(self._indices_graph(np.asarray(x[i:min(i + ENCODE_BATCH, n)], "float32")))
                                   for i in range(0, n, ENCODE_BATCH)])
         strategy = tf.distribute.get_strategy()
         self.prior.trainable = True
@@ -238,13 +245,11 @@ class VQVAE(Autoencoder):
         example, and prior_bits_per_index = prior_nll / (L·log 2)."""
         x = np.asarray(x, "float32")
         size = settings.batch_size
-        encode = tf.function(self.encode_indices, reduce_retracing=True)
-        nll = tf.function(self.prior_negative_log_likelihood, reduce_retracing=True)
-        indices = np.concatenate([np.asarray(encode(x[i:i + size])) for i in range(0, len(x), size)])
+        indices = np.concatenate([np.asarray(self._indices_graph(x[i:i + size])) for i in range(0, len(x), size)])
         counts = np.bincount(indices.ravel(), minlength=self.num_embeddings).astype("float64")
         p = counts / counts.sum()
         used = p[p > 0]
-        prior_nll = float(np.mean(np.concatenate([np.asarray(nll(indices[i:i + size]))
+        prior_nll = float(np.mean(np.concatenate([np.asarray(self._prior_nll_graph(indices[i:i + size]))
                                                   for i in range(0, len(indices), size)])))
         return {"perplexity": float(np.exp(-(used * np.log(used)).sum())),
                 "codebook_usage": float((counts > 0).mean()), "prior_nll": prior_nll,
