@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.configs.vqvae import VQVAEHParams
+from zoo.data.examples import materialize
 from zoo.layers.masked_conv import PixelCNNPrior
 from zoo.layers.quantizer import VectorQuantizer, perplexity_of
 from zoo.models.base import Autoencoder, num_replicas, replica_mean
@@ -172,7 +173,7 @@ class VQVAE(Autoencoder):
         if not epochs or x is None or not len(x):
             return
         n = len(x) if not steps_per_epoch else min(len(x), steps_per_epoch * batch_size * epochs)
-        indices = np.concatenate([np.asarray(self._indices_graph(np.asarray(x[i:min(i + ENCODE_BATCH, n)], "float32")))
+        indices = np.concatenate([np.asarray(self._indices_graph(np.asarray(materialize(x[i:min(i + ENCODE_BATCH, n)]), "float32")))
                                   for i in range(0, n, ENCODE_BATCH)])
         strategy = tf.distribute.get_strategy()
         self.prior.trainable = True
