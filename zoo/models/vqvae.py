@@ -173,7 +173,7 @@ class VQVAE(Autoencoder):
         if not epochs or x is None or not len(x):
             return
         n = len(x) if not steps_per_epoch else min(len(x), steps_per_epoch * batch_size * epochs)
-        indices = np.concatenate([np.asarray(self._indices_graph(np.asarray(materialize(x[i:min(i + ENCODE_BATCH, n)]), "float32")))
+        indices = np.concatenate([np.asarray(self._indices_graph(materialize(x[i:min(i + ENCODE_BATCH, n)])))
                                   for i in range(0, n, ENCODE_BATCH)])
         strategy = tf.distribute.get_strategy()
         self.prior.trainable = True
