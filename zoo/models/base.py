@@ -90,6 +90,18 @@ def _float32(t):
     return tf.cast(t, tf.float32)  # mixed-precision models compute in float16
 
 
+def positive_count(num_samples):
+    """`num_samples` once it is checked to be positive, for serving signatures.
+
+    The check is a control dependency of the value returned, so every op that uses the count runs
+    after it: a loaded graph (TF Serving's session) may otherwise run a shape op on a count of zero
+    first and answer with that op's error instead of this one.
+    """
+    check = tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+    with tf.control_dependencies([check]):
+        return tf.identity(num_samples)
+
+
 class Autoencoder(keras.Model):
     """x → code z = F(x | Θ) → x̂ = G(z | Φ), trained to minimise L(x, x̂).
 

@@ -9,7 +9,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from zoo.configs.families import MISSING_LABELS, CVAEHParams
-from zoo.models.base import per_example_sum, reconstruction_feature_scores
+from zoo.models.base import per_example_sum, positive_count, reconstruction_feature_scores
 from zoo.models.estimators import importance_sampled_log_likelihood
 from zoo.models.vae import ACTIVE_UNIT_THRESHOLD, LOG_2PI, VariationalAutoencoder, log_normal_diag
 from zoo.registry import register
@@ -280,7 +280,7 @@ class ConditionalVariationalAutoencoder(VariationalAutoencoder):
             return {"samples": f32(self.decode({"code": z, "label": labels}))}
 
         def log_likelihood(x, label, num_samples, seed):
-            tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+            num_samples = positive_count(num_samples)
             log_w = self.importance_log_weights({"x": x, "label": label}, num_samples, tf.stack([seed, 0]))
             k = tf.cast(num_samples, tf.float32)
             return {"log_likelihood": tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(k)}

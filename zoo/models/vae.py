@@ -11,7 +11,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from zoo.configs.families import VAEHParams
-from zoo.models.base import Autoencoder, per_example_sum, replica_mean
+from zoo.models.base import Autoencoder, per_example_sum, positive_count, replica_mean
 from zoo.models.gradients import score_function_surrogate
 from zoo.registry import register
 
@@ -475,12 +475,12 @@ class VariationalAutoencoder(Autoencoder):
             return {"mean": tf.cast(mean, tf.float32), "stddev": tf.cast(stddev, tf.float32)}
 
         def sample(num_samples, seed):
-            tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+            num_samples = positive_count(num_samples)
             z = self.prior().sample(num_samples, seed=tf.stack([seed, 0]))
             return {"samples": tf.cast(self.decode(z), tf.float32)}
 
         def log_likelihood(x, num_samples, seed):
-            tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+            num_samples = positive_count(num_samples)
             log_w = self.importance_log_weights(x, num_samples, tf.stack([seed, 0]))
             return {"log_likelihood": tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(num_samples, tf.float32))}
 

@@ -13,7 +13,7 @@ from zoo.configs.vqvae import VQVAEHParams
 from zoo.data.examples import materialize
 from zoo.layers.masked_conv import PixelCNNPrior
 from zoo.layers.quantizer import VectorQuantizer, perplexity_of
-from zoo.models.base import Autoencoder, num_replicas, replica_mean
+from zoo.models.base import Autoencoder, num_replicas, positive_count, replica_mean
 from zoo.registry import register
 
 #: Examples per batch when the frozen encoder computes the prior's training indices.
@@ -223,7 +223,7 @@ class VQVAE(Autoencoder):
         seed_spec = tf.TensorSpec([], tf.int32, name="seed")
 
         def sample(num_samples, seed):
-            tf.debugging.assert_positive(num_samples, message="num_samples must be positive")
+            num_samples = positive_count(num_samples)
             indices = self.sample_indices(num_samples, tf.stack([seed, 0]))
             return {"samples": _float32(self.decode_indices(indices)), "indices": indices}
 
