@@ -1,12 +1,17 @@
 """Bootstrap intervals over test images in every evaluation row (issue 16: the spread of a
 single-seed row), checked against a hand computation of the same resampling."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+import zoo
+from conftest import build_tiny, tiny_images, tiny_labels
 from zoo.bench.report import _cell
-from zoo.evaluation.evaluate import EvalData, EvalSettings, score_representation
+from zoo.evaluation.evaluate import EvalData, EvalSettings, family_metrics, score_representation
 from zoo.evaluation.intervals import add_intervals, bootstrap_interval
+from zoo.models.base import PER_EXAMPLE
 
 
 def hand_bootstrap(values, resamples, seed, level=0.95):
@@ -60,3 +65,23 @@ def test_evaluation_rows_carry_intervals_of_psnr_and_accuracies():
     quiet = score_representation(lambda images: images.reshape(len(images), -1), reconstruct, data,
                                  EvalSettings(probe_train_size=60, knn_k=1, bootstrap_resamples=0))
     assert not [c for c in quiet if c.endswith(("_low", "_high"))]
+
+
+@pytest.mark.parametrize("family", zoo.list_models())
+def test_family_metrics_give_intervals_of_their_per_example_values(family):
+    """A family's own per-example metrics (the VAEs' −log p(x) and −ELBO, the VQ-VAE prior's
+    −log p(k)) get the same bootstrap interval as the images' metrics; the arrays leave the row."""
+    model = build_tiny(family)
+    x = tiny_images(12, seed=5)
+    y = tiny_labels(12)
+    settings = EvalSettings(nll_samples=3, batch_size=5, bootstrap_resamples=400, seed=7)
+    hook = model.evaluation_metrics(model.inputs_of(x, y), settings)
+    recipe = SimpleNamespace(data=SimpleNamespace(binarize="none"), train=SimpleNamespace(seed=0))
+    row = family_metrics(model, recipe, EvalData(x_test=x, y_test=y, x_probe=x, y_probe=y, corrupted={}), settings)
+    assert PER_EXAMPLE not in row and not any(isinstance(v, np.ndarray) for v in row.values())
+    for column, values in hook.get(PER_EXAMPLE, {}).items():
+        assert len(values) == 12
+        assert row[column] == pytest.approx(np.mean(values), rel=1e-6)  # the row's figure is their mean
+        assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx(hand_bootstrap(values, 400, 7), rel=1e-9)
+    if "nll" in row:  # every family with a likelihood gives its per-example values
+        assert row["nll_low"] <= row["nll"] <= row["nll_high"]

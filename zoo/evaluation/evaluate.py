@@ -443,14 +443,18 @@ def family_metrics(model, recipe, data: EvalData, settings: EvalSettings) -> dic
     """The family's own metrics (`Autoencoder.evaluation_metrics`) on the test set as the model
     was trained on it: binarized once with the recipe's seed + 1 when the recipe binarizes. The
     hook gets the model's inputs of those examples, `inputs_of(x, y)`: x itself unless the model
-    takes labels."""
+    takes labels. Per-example values the hook gives under `PER_EXAMPLE` become bootstrap
+    intervals of their columns (e.g. nll_low, nll_high)."""
+    from zoo.models.base import PER_EXAMPLE
+
     x = data.raw(data.x_test)
     binarize = recipe.data.binarize
     if binarize != "none":
         from zoo.data.sources import binarize_static
 
         x = binarize_static(x, recipe.train.seed + 1)
-    out = model.evaluation_metrics(model.inputs_of(x, data.y_test), settings)
+    out = dict(model.evaluation_metrics(model.inputs_of(x, data.y_test), settings))
+    add_intervals(out, out.pop(PER_EXAMPLE, {}), resamples=settings.bootstrap_resamples, seed=settings.seed)
     if "nll" in out:
         out["nll_data"] = (f"binarized ({binarize}; test set sampled once, seed {recipe.train.seed + 1})"
                            if binarize != "none" else f"grayscale, {out.get('likelihood', '')} likelihood")

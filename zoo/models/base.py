@@ -55,6 +55,9 @@ from zoo.models.sharded_step import sharded_train_step
 
 KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
 
+#: The key of `Autoencoder.evaluation_metrics` under which a family gives per-example values.
+PER_EXAMPLE = "per_example"
+
 
 def num_replicas() -> int:
     """Replicas that share one global batch in the current `tf.distribute` context."""
@@ -309,7 +312,12 @@ class Autoencoder(keras.Model):
 
     def evaluation_metrics(self, x, settings) -> dict:
         """The family's own test metrics on `x`, the test examples as the model was trained on
-        them (binarized when the recipe binarizes); `settings` is a `zoo.evaluation.EvalSettings`."""
+        them (binarized when the recipe binarizes); `settings` is a `zoo.evaluation.EvalSettings`.
+
+        A metric that is a mean over test examples may also give its values, one per example,
+        under `PER_EXAMPLE` (column → array): the evaluation then adds its bootstrap interval
+        `<column>_low`/`<column>_high` and drops the arrays from the row.
+        """
         return {}
 
     def figures(self, x, y) -> dict:

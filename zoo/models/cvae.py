@@ -9,7 +9,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from zoo.configs.families import MISSING_LABELS, CVAEHParams
-from zoo.models.base import per_example_sum, positive_count, reconstruction_feature_scores
+from zoo.models.base import PER_EXAMPLE, per_example_sum, positive_count, reconstruction_feature_scores
 from zoo.models.estimators import importance_sampled_log_likelihood
 from zoo.models.vae import ACTIVE_UNIT_THRESHOLD, LOG_2PI, VariationalAutoencoder, log_normal_diag
 from zoo.registry import register
@@ -331,7 +331,8 @@ class ConditionalVariationalAutoencoder(VariationalAutoencoder):
                                                          settings.nll_samples, seed=settings.seed)
         return {"active_units": int((loc.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum()),
                 "neg_elbo": float(-elbo.mean()), "nll": float(-log_px.mean()), "nll_samples": settings.nll_samples,
-                "nll_examples": len(log_px), "likelihood": self.likelihood, "nll_of": "x given its label y"}
+                "nll_examples": len(log_px), "likelihood": self.likelihood, "nll_of": "x given its label y",
+                PER_EXAMPLE: {"nll": -log_px, "neg_elbo": -elbo}}
 
     def figures(self, x, y) -> dict:
         """samples: one row per class (at most FIGURE_CLASSES), means of p(x|z, y), z ~ p(z|y);

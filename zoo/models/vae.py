@@ -11,7 +11,7 @@ import tensorflow_probability as tfp
 from keras import ops
 
 from zoo.configs.families import VAEHParams
-from zoo.models.base import Autoencoder, per_example_sum, positive_count, replica_mean
+from zoo.models.base import PER_EXAMPLE, Autoencoder, per_example_sum, positive_count, replica_mean
 from zoo.models.gradients import score_function_surrogate
 from zoo.registry import register
 
@@ -510,7 +510,8 @@ class VariationalAutoencoder(Autoencoder):
                                                          seed=settings.seed)
         return {"active_units": int((loc.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum()),
                 "neg_elbo": float(-elbo.mean()), "nll": float(-log_px.mean()),
-                "nll_samples": settings.nll_samples, "nll_examples": len(x_nll), "likelihood": self.likelihood}
+                "nll_samples": settings.nll_samples, "nll_examples": len(x_nll), "likelihood": self.likelihood,
+                PER_EXAMPLE: {"nll": -log_px, "neg_elbo": -elbo}}
 
     def figures(self, x, y) -> dict:
         """Samples: 32 means of p(x|z), z ~ p(z); interpolation: decoded points on the segments

@@ -13,7 +13,7 @@ from zoo.configs.vqvae import VQVAEHParams
 from zoo.data.examples import materialize
 from zoo.layers.masked_conv import PixelCNNPrior
 from zoo.layers.quantizer import VectorQuantizer, perplexity_of
-from zoo.models.base import Autoencoder, num_replicas, positive_count, replica_mean
+from zoo.models.base import PER_EXAMPLE, Autoencoder, num_replicas, positive_count, replica_mean
 from zoo.registry import register
 
 #: Examples per batch when the frozen encoder computes the prior's training indices.
@@ -250,12 +250,14 @@ class VQVAE(Autoencoder):
         counts = np.bincount(indices.ravel(), minlength=self.num_embeddings).astype("float64")
         p = counts / counts.sum()
         used = p[p > 0]
-        prior_nll = float(np.mean(np.concatenate([np.asarray(self._prior_nll_graph(indices[i:i + size]))
-                                                  for i in range(0, len(indices), size)])))
+        per_example = np.concatenate([np.asarray(self._prior_nll_graph(indices[i:i + size]))
+                                      for i in range(0, len(indices), size)])
+        prior_nll = float(np.mean(per_example))
         return {"perplexity": float(np.exp(-(used * np.log(used)).sum())),
                 "codebook_usage": float((counts > 0).mean()), "prior_nll": prior_nll,
                 "prior_bits_per_index": prior_nll / (self.code_length * math.log(2.0)),
-                "num_embeddings": self.num_embeddings, "code_length": self.code_length}
+                "num_embeddings": self.num_embeddings, "code_length": self.code_length,
+                PER_EXAMPLE: {"prior_nll": per_example}}
 
     def figures(self, x, y) -> dict:
         """samples: 32 decodes of index grids drawn from the PixelCNN prior."""
