@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import zoo
+import zoo.training.loops as zloop
 from zoo.training import trainer
 
 EPOCHS = 2
@@ -198,6 +199,31 @@ def test_fit_under_the_mirrored_strategy(tmp_path):
     # A second model of another size under the same strategy trains too.
     run = zoo.fit(tiny_recipe(epochs=1, strategy="mirrored").replace("model", code_size=6), out=tmp_path / "b", verbose=0)
     assert np.isfinite(run.metrics["loss"])
+
+
+def test_mirrored_fit_on_odd_sized_validation_and_test_sets(tmp_path):
+    """Bundled digits: 65 validation images and a test set of 359 (20% held out), each less
+    than one evaluation batch and odd, used to stop Keras's evaluate on two replicas with an
+    AddN shape error. The test loss must equal the one-device evaluation of the same weights."""
+    recipe = zoo.load_recipe("stacked").replace("model", hidden=[16], code_size=4)
+    recipe = recipe.replace("data", dataset="digits", validation_size=65)
+    recipe = recipe.replace("train", epochs=1, batch_size=32, strategy="mirrored")
+    run = zoo.fit(recipe, out=tmp_path / "run", verbose=0)
+    assert run.metrics["finished"] and run.metrics["test_examples"] % 2 == 1
+    assert np.isfinite(run.metrics["val_loss"])
+    x_test = trainer.load_data(recipe).x_test
+    single = keras.saving.load_model(run.dir / "model.keras")  # outside the strategy: one device
+    want = single.evaluate(x_test, batch_size=500, verbose=0, return_dict=True)["loss"]
+    assert run.metrics["test_loss"] == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("n, batch, replicas, want", [
+    (10_000, 500, 2, 500), (10_000, 500, 3, 501),  # a multiple of the replicas
+    (359, 500, 2, 358), (7, 500, 4, 4),  # below one batch: its largest even split, the rest a second batch
+    (358, 500, 2, 358), (1, 500, 2, 500), (10, 500, 1, 10)])
+def test_evaluation_batch_splits_the_first_batch_evenly(n, batch, replicas, want):
+    got = zloop.evaluation_batch(n, batch, replicas)
+    assert got == want and (min(n, got) % replicas == 0 or n < replicas)
 
 
 def test_several_steps_per_execution_on_two_replicas_take_the_custom_loop(tmp_path):

@@ -108,6 +108,21 @@ def trim_to_replicas(x, replicas: int):
     return x[: len(x) - len(x) % replicas]
 
 
+def evaluation_batch(n: int, batch: int, replicas: int) -> int:
+    """The batch size of an evaluation pass over n examples on `replicas` replicas.
+
+    Under a strategy, Keras's `evaluate` (and `fit`'s validation) first reduces the first
+    distributed batch to its mean over replicas, which fails ("AddN must have the same size")
+    when the replicas' parts of that batch differ in size: the batch is rounded up to a multiple
+    of the replica count, and a set smaller than one batch is cut after its largest multiple of
+    the replica count (its last n mod replicas examples make a second, partial batch).
+    """
+    batch = -(-batch // replicas) * replicas
+    if n < batch and n >= replicas:
+        return n - n % replicas
+    return batch
+
+
 def steps_for(n: int, global_batch: int) -> int:
     """Batches in one pass over n examples (the last one partial)."""
     return max(1, math.ceil(n / global_batch))

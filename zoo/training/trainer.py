@@ -414,7 +414,9 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
                 # A shuffled pass has an unknown cardinality (flat_map): Keras would learn its length by
                 # running out of data in the first epoch, warning "Your input ran out of data". State it.
                 ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
-            val = (zdata.make_dataset(x_val, batch_size=val_batch, shuffle=False, labels=y_val, inputs_of=model.inputs_of)
+            val = (zdata.make_dataset(x_val, shuffle=False, labels=y_val, inputs_of=model.inputs_of,
+                                      batch_size=zloop.evaluation_batch(len(x_val), val_batch,
+                                                                        strategy.num_replicas_in_sync))
                    if x_val is not None else None)
             if initial_epoch < train.epochs:
                 model.fit(ds, epochs=train.epochs, initial_epoch=initial_epoch,
@@ -502,7 +504,8 @@ def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTim
     samples = len(splits.x_fit) if whole_pass else steps * recipe.train.batch_size
     final = {k: v for k, v in (rows[-1] if rows else {}).items() if k != "epoch"}
     if test_loss is None:
-        test_loss = model.evaluate(zdata.make_dataset(x_test, batch_size=500, shuffle=False, labels=y_test,
+        batch = zloop.evaluation_batch(len(x_test), 500, model.distribute_strategy.num_replicas_in_sync)
+        test_loss = model.evaluate(zdata.make_dataset(x_test, batch_size=batch, shuffle=False, labels=y_test,
                                                       inputs_of=model.inputs_of), verbose=0,
                                    return_dict=True)["loss"]
     test_loss = float(test_loss)
