@@ -39,7 +39,7 @@ def test_two_seeds_converged_budget(tmp_path, monkeypatch):
     assert "denoising_gaussian on its own noise (gaussian 0.3)" in text
     assert "Values are mean ± standard deviation over the seeds." in text
     assert f"{rows['basic']['psnr']:.2f} ± {rows['basic']['psnr_sd']:.2f}" in text
-    assert "budget converged (early stopping on validation loss, patience 5, cap 7 epochs), 2 seeds" in text
+    assert "budget converged (early stopping on validation objective, patience 5, cap 7 epochs), 2 seeds" in text
     assert (out / "figures" / "pareto.png").is_file() and "figures/pareto.png" in text
     assert results["settings"]["train_seeds"] == [3, 4]
 

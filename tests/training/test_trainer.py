@@ -273,3 +273,26 @@ def test_resume_check_compares_recipes_not_text():
     assert not trainer._same_training(saved, recipe.replace("model", code_size=7))
     assert not trainer._same_training(saved, recipe.replace("train", learning_rate=0.5))
     assert not trainer._same_training("not = [toml", recipe)
+
+
+@pytest.mark.parametrize("family", zoo.list_models())
+def test_the_selection_metric_is_logged_and_watched(family):
+    """Early stopping and best.keras watch `selection_metric`; each family logs it in training
+    and validation. Under a KL warm-up it is the loss at the full β, reconstruction + β·KL,
+    while the annealed loss weighs the KL by the warm-up's fraction step/warm-up < 1."""
+    from conftest import accepts, build_tiny, fed, tiny_images
+
+    warm = accepts(family, "kl_warmup_steps")
+    model = build_tiny(family, **({"kl_warmup_steps": 1000, "beta": 2.0} if warm else {}))
+    model.compile(optimizer=keras.optimizers.SGD(1e-3))
+    x = fed(model, tiny_images(16))
+    logs = model.fit(x, batch_size=8, epochs=1, validation_data=(x,), verbose=0, shuffle=False).history
+    assert trainer.monitor_of(model, validation=True) == "val_" + model.selection_metric in logs
+    assert trainer.monitor_of(model, validation=False) == model.selection_metric in logs
+    if warm:
+        assert model.selection_metric == "objective"
+        full = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+        assert full["objective"] == pytest.approx(full["reconstruction"] + 2.0 * full["kl"], rel=1e-5)
+        assert full["loss"] < full["objective"]  # 2 steps of 1000: the KL barely weighs yet
+    else:
+        assert model.selection_metric == "loss"

@@ -4,8 +4,10 @@ Three rules (`zoo bench --budget ...`):
 
     epochs=N        N passes over the training split for every variant (the quickstart's
                     smoke budget is epochs=1);
-    converged[=C]   early stopping on the validation loss: training stops after P = 5 epochs
-                    without a new best validation loss, or at the cap of C epochs (default 100);
+    converged[=C]   early stopping on the validation objective (the loss, or the loss at its
+                    final weights when a KL warm-up anneals it: `Autoencoder.selection_metric`):
+                    training stops after P = 5 epochs without a new best, or at the cap of C
+                    epochs (default 100);
                     the model evaluated is the one at the stop (at most P epochs past the best);
     time=M          M minutes of training per variant (wall clock, this machine), stopping after
                     the last epoch expected to end within them (`zoo.training.callbacks.TimeBudget`),
@@ -25,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-#: Epochs without a new best validation loss before a "converged" run stops.
+#: Epochs without a new best validation objective before a "converged" run stops.
 CONVERGED_PATIENCE = 5
 #: The epoch cap of "converged" when none is given.
 CONVERGED_CAP = 100
@@ -64,7 +66,7 @@ class Budget:
         if self.kind == "epochs":
             return f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         if self.kind == "converged":
-            return f"converged (early stopping on validation loss, patience {self.patience}, cap {self.epochs} epochs)"
+            return f"converged (early stopping on validation objective, patience {self.patience}, cap {self.epochs} epochs)"
         return f"{self.minutes:g} min of training per variant"
 
     def spec(self) -> str:

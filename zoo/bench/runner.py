@@ -141,7 +141,7 @@ def benchmark(recipes=None, epochs: int = 10, steps_per_epoch: int | None = None
                                             for k, p in variant_plots(model, recipe.name, data, figures_dir).items()}
             labels = data.y_test if data.y_test is not None else np.zeros(len(codes), "int64")
             projections[recipe.name] = (report.project_2d(codes[:PROJECTED_CODES]), labels[:PROJECTED_CODES])
-            histories[recipe.name] = read_history(run_dir / "history.csv")
+            histories[recipe.name] = selection_curves(read_history(run_dir / "history.csv"), model.selection_metric)
             del model, codes
             release_memory()
             if export and export_fn is not None:
@@ -350,6 +350,13 @@ def variant_plots(model, name: str, data, figures_dir: Path) -> dict:
         else:
             report.image_rows_figure(figure["rows"], paths[key], title=title)
     return paths
+
+
+def selection_curves(history: list[dict], metric: str) -> list[dict]:
+    """The rows of a history with "loss" and "val_loss" set to the metric that early stopping
+    watched (`Autoencoder.selection_metric`, e.g. the unannealed objective of a KL warm-up)."""
+    return [{**r, "loss": r.get(metric, r.get("loss")), "val_loss": r.get("val_" + metric, r.get("val_loss"))}
+            for r in history]
 
 
 def read_history(path: Path) -> list[dict]:

@@ -339,6 +339,13 @@ class Autoencoder(keras.Model):
         return None
 
     @property
+    def selection_metric(self) -> str:
+        """The logged metric (lower is better) that early stopping and best.keras watch, as
+        "val_<name>" when there is validation data: the training loss, unless the family's loss
+        is annealed (a KL warm-up) and another metric tracks the objective at its final weights."""
+        return "loss"
+
+    @property
     def latent_prior(self) -> str | None:
         """"gaussian" when codes have the isotropic prior p(z) = N(0, I), else None (no prior, or
         one that is not isotropic). The latent tools (`zoo.evaluation.latent`) read it: spherical

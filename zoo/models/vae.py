@@ -156,6 +156,8 @@ class VariationalAutoencoder(Autoencoder):
         self.kl_tracker = keras.metrics.Mean(name="kl")
         if hp.objective == "beta_tcvae":
             self.tc_trackers = [keras.metrics.Mean(name=n) for n in TC_TERMS]
+        if hp.kl_warmup_steps:  # the loss is annealed: this tracks it at the warm-up's end weights
+            self.objective_tracker = keras.metrics.Mean(name="objective")
 
     # Distributions.
     def prior(self) -> tfd.Distribution:
@@ -263,6 +265,12 @@ class VariationalAutoencoder(Autoencoder):
         logits = ops.cast(self.decoder(ops.reshape(z, (-1, self.code_size)), training=training), "float32")
         return {"loc": loc, "scale": scale, "eps": eps, "logits": logits, "z": z}
 
+    @property
+    def selection_metric(self) -> str:
+        """"objective" under a KL warm-up: the loss at the full β (−ELBO_β, or β-TCVAE's weighted
+        sum), whose annealed value rises while β grows and would stop a run at the warm-up's start."""
+        return "objective" if self.kl_warmup_steps else "loss"
+
     def current_beta(self):
         """β, or its linear warm-up β·min(1, step / kl_warmup_steps)."""
         if not self.kl_warmup_steps or getattr(self, "optimizer", None) is None:  # uncompiled: full β
@@ -326,6 +334,9 @@ class VariationalAutoencoder(Autoencoder):
         outputs = y_pred if isinstance(y_pred, dict) else self.forward(x, training=False)
         importance_weighted = self.iw_samples > 1 and isinstance(y_pred, dict)
         per_example, reconstruction, kl = self.objective_terms(self.loss_target(x, y), outputs, importance_weighted)
+        if self.kl_warmup_steps and self.objective != "beta_tcvae":  # (β-TCVAE tracks its own)
+            # −ELBO with the full β, or the IW bound, which no warm-up weights.
+            self.objective_tracker.update_state(per_example if importance_weighted else reconstruction + self.beta * kl)
         self.elbo_tracker.update_state(-(reconstruction + kl))
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
@@ -380,6 +391,8 @@ class VariationalAutoencoder(Autoencoder):
         mi, tc, dwkl = terms
         kl = mi + tc + dwkl
         weighted = self.tc_alpha * mi + self.tc_beta * tc + self.tc_gamma * dwkl
+        if self.kl_warmup_steps:
+            self.objective_tracker.update_state(reconstruction + weighted)
         return reconstruction + self._warmup_fraction() * weighted, reconstruction, kl
 
     def elbo_gradient_loss(self, x, num_samples: int, seed, gradient=None, score_baseline=None):

@@ -371,7 +371,7 @@ def fit(recipe: Recipe, *, out=None, resume: bool = False, overwrite: bool = Fal
         if custom:
             initial_epoch = zloop.sync_from_chief(strategy, model, initial_epoch)
         timer = EpochTimer()
-        monitor = "val_loss" if x_val is not None else "loss"
+        monitor = monitor_of(model, validation=x_val is not None)
         callbacks = make_callbacks(recipe, run_dir, checkpoint, timer, monitor, guard)
         for callback in callbacks:
             if isinstance(callback, BestModelCheckpoint):
@@ -485,6 +485,12 @@ def remove_stale_temp_files(run_dir: Path) -> None:
     """Deletes temporary files a killed process left behind (`zoo.io.atomic_path` names them .tmp<pid>.*)."""
     for directory in (run_dir, run_dir / "checkpoints"):
         remove_dead_temporaries(directory, ".tmp")
+
+
+def monitor_of(model, validation: bool) -> str:
+    """What early stopping and best.keras watch: the family's `selection_metric` (the loss, or
+    the unannealed objective under a KL warm-up), on the validation split when there is one."""
+    return ("val_" if validation else "") + model.selection_metric
 
 
 def finish_run(recipe: Recipe, model, run_dir: Path, rows: list, timer: EpochTimer, steps: int, wall: float,
