@@ -66,7 +66,8 @@ class Budget:
         if self.kind == "epochs":
             return f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         if self.kind == "converged":
-            return f"converged (early stopping on validation objective, patience {self.patience}, cap {self.epochs} epochs)"
+            return (f"converged (early stopping on validation objective, patience {self.patience}, "
+                    f"cap {self.epochs} epochs)")
         return f"{self.minutes:g} min of training per variant"
 
     def spec(self) -> str:
