@@ -132,7 +132,8 @@ def test_tiny_benchmark_writes_every_file_and_column(tmp_path, monkeypatch):
     for needle in ("zoo bench basic vae sparse (test)", "## Machine", "### Budget and cost", "### Robustness",
                    "### Likelihood", "### Sparsity", "![Main metrics](figures/bars.png)", "figures/vae_samples.png",
                    "Exported by the test's stand-in.", "| steps_per_epoch | 2 |",
-                   "*mppca-K* is a mixture of K", "mppca-10: d = 32, 1,000 training examples"):
+                   "*mppca-K* is a mixture of K", "mppca-10: d = 32, 1,000 training examples",
+                   "**A smoke run.** 1 epoch per variant"):
         assert needle in text, needle
     saved = json.loads((out / "results.json").read_text())
     assert saved["settings"]["nll_samples"] == 5 and saved["machine"]["logical CPUs"]
@@ -188,3 +189,12 @@ def test_bench_on_a_table_compares_the_variants_that_take_it(tmp_path, capsys):
     assert all("psnr" not in r and math.isfinite(r["mse"]) for r in results["rows"] if r["kind"] == "model")
     report_md = (out / "report.md").read_text()
     assert "Left out, as their model cannot take this data: " in report_md and "Robustness" not in report_md
+
+
+@pytest.mark.parametrize("spec, smoke", [("epochs=1", True), ("epochs=4", True), ("epochs=5", False),
+                                         ("converged=20", False), ("time=3", False)])
+def test_short_epoch_budgets_are_marked_as_smoke_runs(spec, smoke):
+    note = report.smoke_note({"settings": {"budget_spec": spec}})
+    assert bool(note) == smoke
+    if smoke:
+        assert note.startswith("**A smoke run.**") and "converged=20 --seeds 3" in note

@@ -356,6 +356,8 @@ def write_report(path, results: dict) -> None:
             f"Started {results['started']}, total running time {results['runtime_seconds'] / 60:.1f} min "
             f"({results['runtime_seconds']:.0f} s) on the machine below.", ""]
     out += [f"Data: {s.get('data_source', s.get('dataset'))} ({s.get('data_kind', 'images')}).", ""]
+    if smoke_note(results):
+        out += [smoke_note(results), ""]
     if results.get("skipped"):
         out += ["Left out, as their model cannot take this data: " + "; ".join(
             f"{k['name']} ({k['reason']})" for k in results["skipped"]) + ".", ""]
@@ -426,6 +428,26 @@ def write_report(path, results: dict) -> None:
     out += ["", "Files: `results.json` (everything above), `results.csv` (one row per variant), `runs/` (the run "
             "directories, each with its evaluation.json).", ""]
     write_text(path, "\n".join(out))
+
+
+#: An epoch budget below this many epochs is a smoke run: it tests the pipeline, not the variants.
+SMOKE_EPOCHS = 5
+#: Where the comparison at a converged budget is published, and the command that made it.
+CONVERGED_TABLE = ("docs/benchmark.md, section \"The converged table\", of the zoo's source "
+                   "(`zoo bench --budget converged=20 --seeds 3 --nll-samples 100 --nll-examples 2000`)")
+
+
+def smoke_note(results: dict) -> str:
+    """A warning paragraph for a run with an epoch budget under `SMOKE_EPOCHS` epochs, else ""."""
+    spec = results["settings"].get("budget_spec", "")
+    if not spec.startswith("epochs="):
+        return ""
+    epochs = int(spec.split("=", 1)[1])
+    if epochs >= SMOKE_EPOCHS:
+        return ""
+    return (f"**A smoke run.** {epochs} epoch{'s' if epochs != 1 else ''} per variant shows that every recipe fits, "
+            "evaluates and exports; its numbers describe that budget, not the variants (networks this short "
+            f"of training trail PPCA). Which variant to pick: the converged comparison in {CONVERGED_TABLE}.")
 
 
 def _budget_phrase(results: dict) -> str:
