@@ -8,7 +8,9 @@ hold: they call the hooks below, and each family overrides the ones it has.
     serving_signatures()          serving_default, encode, decode        vae (+ sample, log_likelihood)
     device_signatures             names that convert to TFLite / ONNX    -
     signature_inputs(x)           example inputs of every signature      vae
-    evaluation_metrics(x, s)      {}                                     sparse (ρ̂), vae (NLL, ELBO, AU)
+    evaluation_metrics(x, s)      {}                                     sparse (ρ̂), vae (NLL, ELBO, AU;
+                                                                           per-example under PER_EXAMPLE)
+    selection_metric              "loss" (what early stopping watches)   vae ("objective" under KL warm-up)
     figures(x, y)                 {}                                     vae (samples, interpolation)
     latent_prior                  None (no prior over codes)             vae ("gaussian" for N(0, I))
     training_noise                None (trained on clean inputs)         denoising (its noise table)
